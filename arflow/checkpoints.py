@@ -119,9 +119,9 @@ def train_and_save(name: str, directory: Path = CHECKPOINT_DIR, progress: bool =
         "train_seconds": round(seconds, 1),
         "torch_threads": torch.get_num_threads(),
         "metric": recipe.metric,
-        "value": recipe.evaluate(model, None),
+        "value": measure(recipe, model, None),
         "check_n": CHECK_N,
-        "check_value": recipe.evaluate(model, CHECK_N),
+        "check_value": measure(recipe, model, CHECK_N),
         "parameters": sum(p.numel() for p in model.parameters()),
         "bytes": weights.stat().st_size,
         "sha256": sha256_of(weights),
@@ -130,6 +130,14 @@ def train_and_save(name: str, directory: Path = CHECKPOINT_DIR, progress: bool =
     if progress:
         print(f"{name}: {recipe.metric} {manifest['value']:.4f} in {seconds:.0f} s ({manifest['bytes'] / 1e6:.2f} MB)")
     return manifest
+
+
+def measure(recipe: Recipe, model: torch.nn.Module, limit: int | None) -> float:
+    """The recipe's metric of ``model`` on the first ``limit`` test examples, in eval mode, without gradients."""
+    model.eval()
+    torch.manual_seed(recipe.seed)
+    with torch.no_grad():
+        return float(recipe.evaluate(model, limit))
 
 
 def load_checkpoint(name: str, device: str | torch.device = "cpu", directory: Path = CHECKPOINT_DIR):

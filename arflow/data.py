@@ -214,7 +214,7 @@ def mnist(split: str = "train", source: str = "auto", root: str | os.PathLike | 
         if full_dir is None and source == "full" and download:
             target = Path(root or os.environ.get(ENV_DIR) or Path.home() / ".cache" / "arflow" / "mnist")
             try:
-                full_dir = download_mnist(target)
+                full_dir = download_mnist(target, mirror=DEFAULT_MIRROR)
             except (OSError, DataError) as err:
                 warnings.warn(f"full MNIST could not be downloaded into {target} ({err}); "
                               "using the embedded 5,000-digit subset instead", stacklevel=2)
@@ -277,7 +277,7 @@ def make_loader(x: torch.Tensor, labels=None, batch_size: int = 64, shuffle: boo
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__} (convert with to_float)")
     tensors = [x]
     if labels is not None:
-        labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        labels = torch.as_tensor(np.array(labels), dtype=torch.long)
         if labels.shape != (len(x),):
             raise ValueError(f"labels must have shape ({len(x)},) to match x, got {tuple(labels.shape)}")
         tensors.append(labels)

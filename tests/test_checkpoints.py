@@ -1,0 +1,93 @@
+"""Shipped checkpoints: every one loads strictly into today's code and still measures what its manifest says."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from arflow import checkpoints
+from arflow.checkpoints import CHECKPOINT_DIR, Recipe
+
+MANIFESTS = checkpoints.all_manifests()
+REQUIRED = {"name", "model", "config", "data", "command", "train_seconds", "metric", "value",
+            "check_n", "check_value", "sha256", "bytes"}
+
+
+def test_every_recipe_has_a_checkpoint_and_every_checkpoint_a_recipe():
+    recipes = checkpoints.load_recipes()
+    assert sorted(recipes) == sorted(MANIFESTS), "run `make checkpoints` (or train the missing ones)"
+    for name in recipes:
+        assert (CHECKPOINT_DIR / f"{name}.pt").exists()
+
+
+def test_checkpoints_stay_small():
+    total = sum(p.stat().st_size for p in CHECKPOINT_DIR.glob("*.pt"))
+    assert total < 30e6, f"shipped checkpoints take {total / 1e6:.1f} MB; keep them well under 30 MB"
+
+
+@pytest.mark.parametrize("name", sorted(MANIFESTS))
+def test_checkpoint_loads_and_re_measures_its_metric(name):
+    manifest = MANIFESTS[name]
+    assert REQUIRED <= set(manifest), f"manifest of {name} lacks {REQUIRED - set(manifest)}"
+    assert manifest["command"] == f"python -m arflow.checkpoints train {name}"
+    model = checkpoints.load_checkpoint(name)  # strict load, sha256 checked
+    recipe = checkpoints.get_recipe(name)
+    value = checkpoints.measure(recipe, model, manifest["check_n"])
+    assert value == pytest.approx(manifest["check_value"], abs=recipe.tolerance), (
+        f"{name}: {manifest['metric']} re-measured {value:.4f}, manifest says {manifest['check_value']:.4f}")
+
+
+# --------------------------------------------------------------- the mechanism, on a toy recipe
+@pytest.fixture
+def toy_recipe(monkeypatch):
+    def build(config):
+        torch.manual_seed(config["init_seed"])
+        return torch.nn.Linear(2, 1)
+
+    def train(model, config, fast):
+        with torch.no_grad():
+            model.weight.fill_(1.0 if not fast else 0.5)
+        return {"fast": fast}
+
+    def evaluate(model, limit):
+        x = torch.ones(limit or 10, 2)
+        return float(model(x).mean())
+
+    recipe = Recipe("toy_linear", build, train, evaluate, config={"init_seed": 3}, metric="mean output")
+    monkeypatch.setitem(checkpoints.RECIPES, "toy_linear", recipe)
+    monkeypatch.setattr(checkpoints, "load_recipes", lambda: checkpoints.RECIPES)
+    return recipe
+
+
+def test_train_and_save_then_load(tmp_path, toy_recipe):
+    manifest = checkpoints.train_and_save("toy_linear", directory=tmp_path, progress=False)
+    assert json.loads((tmp_path / "toy_linear.json").read_text()) == manifest
+    assert manifest["value"] == pytest.approx(2.0 + float(toy_recipe.build(toy_recipe.config).bias))
+    model = checkpoints.load_checkpoint("toy_linear", directory=tmp_path)
+    assert torch.equal(model.weight, torch.ones(1, 2))
+
+
+def test_a_tampered_checkpoint_is_refused(tmp_path, toy_recipe):
+    checkpoints.train_and_save("toy_linear", directory=tmp_path, progress=False)
+    torch.save({"weight": torch.zeros(1, 2), "bias": torch.zeros(1)}, tmp_path / "toy_linear.pt")
+    with pytest.raises(ValueError, match="sha256 differs"):
+        checkpoints.load_checkpoint("toy_linear", directory=tmp_path)
+
+
+def test_missing_checkpoint_says_how_to_train_it(tmp_path, toy_recipe):
+    with pytest.raises(FileNotFoundError, match="python -m arflow.checkpoints train toy_linear"):
+        checkpoints.load_checkpoint("toy_linear", directory=tmp_path)
+
+
+def test_load_or_train_trains_in_fast_mode_without_touching_the_shipped_file(tmp_path, toy_recipe, monkeypatch):
+    monkeypatch.setenv("ARFLOW_FAST", "1")
+    model, info = checkpoints.load_or_train("toy_linear", train=True)
+    assert torch.equal(model.weight, torch.full((1, 2), 0.5)) and info["history"] == {"fast": True}
+    assert not (CHECKPOINT_DIR / "toy_linear.pt").exists()
+
+
+def test_unknown_recipe_lists_the_known_ones(toy_recipe):
+    with pytest.raises(KeyError, match="toy_linear"):
+        checkpoints.get_recipe("no_such_model")

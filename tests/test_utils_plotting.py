@@ -1,0 +1,84 @@
+"""Units, device choice, receptive fields by gradients, and the plotting helpers (headless)."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.figure
+import numpy as np
+import pytest
+import torch
+
+from arflow import plotting, receptive, utils
+
+
+def test_bits_per_dim_matches_hand_computation():
+    # A uniform distribution over 256 values costs exactly 8 bits per pixel.
+    assert utils.bits_per_dim(784 * math.log(256), 784) == pytest.approx(8.0)
+    assert utils.nats_to_bits(math.log(2)) == pytest.approx(1.0)
+    assert utils.bits_to_nats(1.0) == pytest.approx(math.log(2))
+    with pytest.raises(ValueError, match="n_dims must be positive"):
+        utils.bits_per_dim(1.0, 0)
+
+
+def test_pick_device(monkeypatch):
+    monkeypatch.delenv("ARFLOW_DEVICE", raising=False)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert utils.pick_device().type == expected
+    monkeypatch.setenv("ARFLOW_DEVICE", "cpu")
+    assert utils.pick_device().type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            utils.pick_device("cuda")
+
+
+def test_fast_mode_reads_the_environment(monkeypatch):
+    for value, expected in [("1", True), ("0", False), ("", False), ("yes", True)]:
+        monkeypatch.setenv("ARFLOW_FAST", value)
+        assert utils.fast_mode() is expected
+
+
+def test_seed_everything_reproduces():
+    utils.seed_everything(3)
+    a = (torch.rand(3), np.random.rand(3))
+    utils.seed_everything(3)
+    b = (torch.rand(3), np.random.rand(3))
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+def test_gradient_field_of_a_known_convolution():
+    # A 3x3 convolution without padding: output (0, 0) sees exactly the top-left 3x3 inputs.
+    conv = torch.nn.Conv2d(1, 1, 3, bias=False).double()
+    field = receptive.gradient_field(conv, (1, 1, 6, 6), (0, 0, 0, 0))
+    expected = torch.zeros(1, 1, 6, 6, dtype=torch.bool)
+    expected[..., :3, :3] = True
+    assert torch.equal(field, expected)
+
+
+def test_pixel_field_respects_zeroed_weights_and_keeps_the_model_dtype():
+    conv = torch.nn.Conv2d(1, 2, 3, padding=1)
+    with torch.no_grad():
+        conv.weight[:, :, 2, :] = 0  # nothing from the row below
+    field = receptive.pixel_field(conv, (5, 5), (2, 2))
+    assert field[1:3, 1:4].all() and not field[3].any() and field.sum() == 6
+    assert conv.weight.dtype == torch.float32
+    with pytest.raises(IndexError, match="outside an image"):
+        receptive.pixel_field(conv, (5, 5), (5, 0))
+
+
+def test_plotting_helpers_return_titled_figures():
+    images = torch.rand(6, 1, 4, 4)
+    fig = plotting.image_grid(images, nrow=2, title="grid")
+    assert isinstance(fig, matplotlib.figure.Figure) and fig._suptitle.get_text() == "grid"
+    fig = plotting.show_mask(np.tril(np.ones((5, 5))), title="mask")
+    assert fig.axes[0].get_title() == "mask" and fig.axes[0].get_xlabel() == "kernel column"
+    field = np.zeros((5, 5), bool)
+    field[:2] = True
+    fig = plotting.show_receptive_field(field, (2, 2))
+    assert "10 input pixels" in fig.axes[0].get_title() and fig.axes[0].get_ylabel() == "row (pixels)"
+    fig = plotting.bar_distribution(np.full(256, 1 / 256), true_value=3)
+    assert fig.axes[0].get_ylabel() == "probability"
+    with pytest.raises(ValueError, match=r"\(N, 1\|3, H, W\)"):
+        plotting.image_grid(torch.rand(2, 2, 4, 4))
+    with pytest.raises(ValueError, match="2-D"):
+        plotting.show_mask(np.ones((1, 3, 3)))

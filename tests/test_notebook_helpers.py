@@ -1,0 +1,47 @@
+"""arflow.notebook: show_source, setup and the explorer work headless (no browser, no kernel)."""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import torch
+
+from arflow import notebook
+from arflow.training import smooth
+
+
+def test_show_source_shows_the_real_code():
+    code = notebook.show_source(smooth)
+    assert "def smooth" in code.data and "running" in code.data.lower()
+    assert notebook.show_source(smooth, lines=(1, 1)).data.strip().startswith("def smooth")
+
+
+def test_setup_seeds_and_reports(capsys, monkeypatch):
+    monkeypatch.setenv("ARFLOW_FAST", "1")
+    device, fast = notebook.setup(seed=5)
+    a = torch.rand(2)
+    notebook.setup(seed=5)
+    assert torch.equal(a, torch.rand(2)) and fast is True and device.type in ("cpu", "cuda")
+    assert "fast mode" in capsys.readouterr().out
+
+
+def test_explorer_draws_statically_then_on_every_change(monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    calls = []
+
+    def draw(size, label):
+        calls.append((size, label))
+        fig, ax = plt.subplots()
+        ax.set_title(f"{label} {size}")
+        return fig
+
+    size = widgets.IntSlider(value=3, min=1, max=9)
+    label = widgets.Dropdown(options=["a", "b"], value="a")
+    box = notebook.explorer(draw, size=size, label=label)
+    assert calls[0] == (3, "a")  # the static drawing
+    assert isinstance(box, widgets.VBox)
+    size.value = 7
+    assert calls[-1] == (7, "a")
+    label.value = "b"
+    assert calls[-1] == (7, "b")

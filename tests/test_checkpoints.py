@@ -91,3 +91,14 @@ def test_load_or_train_trains_in_fast_mode_without_touching_the_shipped_file(tmp
 def test_unknown_recipe_lists_the_known_ones(toy_recipe):
     with pytest.raises(KeyError, match="toy_linear"):
         checkpoints.get_recipe("no_such_model")
+
+
+def test_remeasure_updates_only_the_metric(tmp_path, toy_recipe):
+    checkpoints.train_and_save("toy_linear", directory=tmp_path, progress=False)
+    manifest_path = tmp_path / "toy_linear.json"
+    stale = json.loads(manifest_path.read_text())
+    stale_values = {key: stale[key] for key in ("value", "check_value", "sha256")}
+    stale.update(value=-1.0, check_value=-1.0)
+    manifest_path.write_text(json.dumps(stale))
+    fresh = checkpoints.remeasure("toy_linear", directory=tmp_path)
+    assert {key: fresh[key] for key in ("value", "check_value", "sha256")} == stale_values

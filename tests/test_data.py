@@ -236,3 +236,10 @@ def test_no_network_falls_back_to_the_subset(tmp_path, monkeypatch):
         images, _ = data.mnist("test", source="full", root=tmp_path, download=True)
     assert images.shape == (1000, 1, 28, 28)
     assert not list(tmp_path.glob("*.part"))
+
+
+def test_every_prefix_of_a_split_holds_every_digit():
+    # Fast mode and quick checks take the first n examples: they must not be all zeros.
+    for split in ("train", "test"):
+        _, labels = data.mnist(split, source="embedded", limit=100)
+        assert np.bincount(labels, minlength=10).min() >= 3

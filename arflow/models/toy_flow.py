@@ -1,0 +1,62 @@
+"""A flow on 2-D points: a stack of affine couplings with alternating masks and MLP networks.
+
+Used to see a flow at work on a toy density (two moons): z = f(x) through K layers, and
+log p(x) = log N(z; 0, I) + sum_k log|det dh_k / dh_(k-1)|.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from arflow.models.coupling import Coupling, CouplingMLP, vector_mask
+from arflow.models.multiscale import standard_normal_log_prob
+
+
+class ToyFlow(nn.Module):
+    """Points (B, D) -> z (B, D); ``forward -> (z, logdet)``, ``inverse``, ``log_prob``, ``sample``."""
+
+    def __init__(self, dim: int = 2, n_layers: int = 8, hidden: int = 64, affine: bool = True):
+        super().__init__()
+        if n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+        self.dim = dim
+        self.layers = nn.ModuleList(Coupling(vector_mask(dim, k % 2), CouplingMLP(dim, hidden), affine)
+                                    for k in range(n_layers))
+
+    def _check(self, x: torch.Tensor) -> None:
+        if x.dim() != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"expected points (B, {self.dim}), got shape {tuple(x.shape)}")
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self._check(x)
+        logdet = x.new_zeros(x.shape[0])
+        for layer in self.layers:
+            x, ld = layer(x)
+            logdet = logdet + ld
+        return x, logdet
+
+    def inverse(self, z: torch.Tensor) -> torch.Tensor:
+        self._check(z)
+        for layer in reversed(self.layers):
+            z = layer.inverse(z)
+        return z
+
+    def intermediate(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """[x, h_1, ..., h_K = z]: the points after every layer (x -> z direction)."""
+        self._check(x)
+        out = [x]
+        for layer in self.layers:
+            x, _ = layer(x)
+            out.append(x)
+        return out
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """log p(x) in nats, (B,)."""
+        z, logdet = self(x)
+        return standard_normal_log_prob(z) + logdet
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        z = torch.randn(n, self.dim, generator=generator).to(next(self.parameters()).device)
+        return self.inverse(z)

@@ -1,0 +1,149 @@
+"""The first process inside a jail (PID 1 of its namespaces, still root): set up, drop rights, run.
+
+Started by :mod:`autograder.jail` as ``unshare ... python -I jail_init.py SPEC``. It brings the
+loopback interface up (the only network there is), mounts a size-limited tmpfs as the working
+folder and another over ``/tmp``, copies the submission's files in, mounts empty read-only
+filesystems over the hidden paths, then forks: the child sets the rlimits, becomes the
+unprivileged uid and executes the command; this process waits, copies back the files the
+grader asked for, and exits with the command's status. Its exit ends the PID namespace, which
+kills every process the command left behind.
+"""
+
+import ctypes
+import fcntl
+import json
+import os
+import resource
+import shutil
+import socket
+import struct
+import sys
+
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 4096, 16384, 1 << 18
+WORK = "/mnt/arflow-work"
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def mount(source, target, fstype, flags, data=None):
+    if libc.mount(source and source.encode(), target.encode(), fstype and fstype.encode(), flags,
+                  data and data.encode()) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"mount {target}: {os.strerror(errno)}")
+
+
+def loopback_up():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        request = struct.pack("16sH14s", b"lo", 0, b"")
+        flags = struct.unpack("16sH14s", fcntl.ioctl(s, 0x8913, request))[1]  # SIOCGIFFLAGS
+        fcntl.ioctl(s, 0x8914, struct.pack("16sH14s", b"lo", flags | 0x1, b""))  # SIOCSIFFLAGS, IFF_UP
+
+
+MS_MOVE = 8192
+KEEP = "/mnt/arflow-keep"
+
+
+def make_reachable(paths, uid_can_enter):
+    """Let the jailed user reach ``paths`` (the interpreter, the venv, the course) through
+    ancestors it may not enter (``/root`` is 0700): each such ancestor is replaced, in this
+    mount namespace only, by an empty 0755 tmpfs into which just the needed children are
+    bind-mounted back. Everything else in it (``/root/.ssh`` ...) disappears from view."""
+    for _ in range(16):  # one blocking ancestor per pass, outermost first
+        blocked = {}
+        for path in paths:
+            parts = os.path.abspath(path).split(os.sep)[1:]
+            for depth in range(1, len(parts)):
+                ancestor = os.sep + os.path.join(*parts[:depth])
+                if not uid_can_enter(ancestor):
+                    blocked.setdefault(ancestor, set()).add(parts[depth])
+                    break
+        if not blocked:
+            return
+        ancestor = min(blocked, key=len)
+        os.makedirs(KEEP, exist_ok=True)
+        kept = []
+        for index, child in enumerate(sorted(blocked[ancestor])):
+            holder = os.path.join(KEEP, str(index))
+            os.makedirs(holder, exist_ok=True)
+            mount(os.path.join(ancestor, child), holder, None, MS_BIND | MS_REC)
+            kept.append((child, holder))
+        mount("tmpfs", ancestor, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755")
+        for child, holder in kept:
+            os.makedirs(os.path.join(ancestor, child), exist_ok=True)
+            mount(holder, os.path.join(ancestor, child), None, MS_MOVE)
+
+
+def other_can_enter(path):
+    try:
+        return bool(os.stat(path).st_mode & 0o001)
+    except OSError:
+        return True
+
+
+def main():
+    spec = json.load(open(sys.argv[1]))
+    limits, uid = spec["limits"], spec["uid"]
+    staging_parent = os.open(os.path.dirname(spec["staging"]), os.O_RDONLY | os.O_DIRECTORY)
+    staged = {name: open(os.path.join(spec["staging"], name), "rb").read() for name in os.listdir(spec["staging"])}
+
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    loopback_up()
+    make_reachable(spec["reach"], other_can_enter)
+    size = f"size={limits['disk_bytes']},mode=0755"
+    os.makedirs(WORK, exist_ok=True)
+    mount("tmpfs", WORK, "tmpfs", MS_NOSUID | MS_NODEV, size)
+    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={limits['disk_bytes']},mode=1777")
+    for path in spec["hide"]:
+        if os.path.isdir(path):
+            mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=0555")
+        elif os.path.exists(path):
+            mount("/dev/null", path, None, MS_BIND)
+    for name, content in staged.items():
+        with open(os.path.join(WORK, name), "wb") as handle:
+            handle.write(content)
+        os.chown(os.path.join(WORK, name), uid, uid)
+    os.chown(WORK, uid, uid)
+
+    child = os.fork()
+    if child == 0:
+        try:
+            os.chdir(WORK)
+            for name, value in (("RLIMIT_AS", limits["memory_bytes"]), ("RLIMIT_FSIZE", limits["file_bytes"]),
+                                ("RLIMIT_NPROC", limits["processes"]), ("RLIMIT_CORE", 0),
+                                ("RLIMIT_NOFILE", limits["open_files"])):
+                resource.setrlimit(getattr(resource, name), (value, value))
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            env = dict(spec["env"], HOME=WORK, TMPDIR="/tmp", MPLCONFIGDIR="/tmp/matplotlib")
+            os.execvpe(spec["argv"][0], spec["argv"], env)
+        except BaseException as err:  # noqa: BLE001 - report and never return into the parent's code
+            os.write(2, f"jail: could not start {spec['argv'][0]}: {err}\n".encode())
+        os._exit(127)
+
+    status = 0
+    while True:  # PID 1 reaps every orphan; stop when the command itself has ended
+        try:
+            pid, code = os.wait()
+        except ChildProcessError:
+            break
+        if pid == child:
+            status = os.waitstatus_to_exitcode(code)
+            break
+    os.mkdir("collected", dir_fd=staging_parent)
+    out_dir = os.open("collected", os.O_RDONLY | os.O_DIRECTORY, dir_fd=staging_parent)
+    for name in spec["collect"]:
+        try:  # O_NOFOLLOW: a symlink planted by the student is never followed as root
+            fd = os.open(os.path.join(WORK, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        with open(fd, "rb") as source:
+            if not os.path.stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+                continue
+            target_fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=out_dir)
+            with open(target_fd, "wb") as target:
+                shutil.copyfileobj(source, target, length=1 << 20)
+    sys.exit(128 - status if status < 0 else status)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Part I benchmarks: fast vs naive generation (WaveNet, Gated PixelCNN) and explorer redraw times."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from arflow.bench import median_seconds  # noqa: E402
+
+
+def _wavenet_lines() -> list[str]:
+    from arflow.models.wavenet import WaveNet
+    from arflow.recipes.convolutional import WAVENET_CONFIG, build_wavenet
+
+    torch.manual_seed(0)
+    model = build_wavenet(WAVENET_CONFIG).eval()
+    assert isinstance(model, WaveNet)
+    n_steps, prime = 400, torch.randint(0, 256, (1, 1))
+    u = torch.rand(1, n_steps, generator=torch.Generator().manual_seed(0))
+    same = torch.equal(model.generate(n_steps, prime, u, fast=False), model.generate(n_steps, prime, u, fast=True))
+    naive = median_seconds(lambda: model.generate(n_steps, prime, u, fast=False), repeat=3)
+    fast = median_seconds(lambda: model.generate(n_steps, prime, u, fast=True), repeat=3)
+    return [f"WaveNet ({len(model.dilations)} layers, receptive field {model.receptive_field}), {n_steps} samples: "
+            f"naive (network on the last {model.receptive_field} samples per step) {naive:.2f} s, "
+            f"queues {fast:.2f} s: speed-up x{naive / fast:.1f}; same samples: {same}"]
+
+
+def _pixelcnn_lines() -> list[str]:
+    from arflow.models.gated_pixelcnn import GatedPixelCNN
+    from arflow.recipes.convolutional import PIXELCNN_CONFIG
+
+    torch.manual_seed(0)
+    c = PIXELCNN_CONFIG
+    model = GatedPixelCNN(256, c["channels"], c["n_layers"], c["kernel_size"], n_classes=10).eval()
+    labels = torch.arange(4)
+    lines = []
+    for size in (14, 28):
+        u = torch.rand(4, size, size, generator=torch.Generator().manual_seed(0))
+        runs = {}
+        for fast in (False, True):
+            runs[fast] = model.sample(4, size, labels=labels, uniforms=u, fast=fast)
+        naive = median_seconds(lambda u=u, s=size: model.sample(4, s, labels=labels, uniforms=u, fast=False),
+                               repeat=1, warmup=0)
+        quick = median_seconds(lambda u=u, s=size: model.sample(4, s, labels=labels, uniforms=u, fast=True),
+                               repeat=3, warmup=0)
+        lines.append(f"Gated PixelCNN sampling, 4 images of {size}x{size}: naive (whole network per pixel) "
+                     f"{naive:.2f} s, row cache + local horizontal stack {quick:.2f} s: speed-up x{naive / quick:.1f}; "
+                     f"same samples: {torch.equal(runs[False], runs[True])}")
+    return lines
+
+
+def _explorer_lines() -> list[str]:
+    from arflow.explorers import receptive_fields as rf
+
+    lines = []
+    cases = [("causal stack (k=2, 6 layers, dilated)", lambda: rf.draw_causal_stack(2, 6, True, 40, 48)),
+             ("masked field 16x16, 8 layers k=7, with gradient check",
+              lambda: rf.draw_receptive_field("masked", 8, 7, "A", 15, 8)),
+             ("gated field 16x16, 8 layers k=7, with gradient check",
+              lambda: rf.draw_receptive_field("gated", 8, 7, "A", 15, 8)),
+             ("gated field 16x16, 8 layers k=7, analytic only",
+              lambda: rf.draw_receptive_field("gated", 8, 7, "A", 15, 8, check=False))]
+    for name, draw in cases:
+        def redraw(draw=draw):
+            fig = draw()
+            fig.canvas.draw()  # render, as the widget does
+            plt.close(fig)
+        lines.append(f"explorer redraw, {name}: {1000 * median_seconds(redraw, repeat=5):.0f} ms")
+    return lines
+
+
+def run() -> list[str]:
+    torch.set_num_threads(1)
+    return _explorer_lines() + _wavenet_lines() + _pixelcnn_lines()

@@ -1,0 +1,1 @@
+"""Interactive explorers of the lectures: drawing functions (tested headless) and their widgets."""

@@ -1,0 +1,160 @@
+"""A small WaveNet (van den Oord et al., 2016): dilated causal convolutions over mu-law samples.
+
+The model reads a sequence of quantized samples x (B, T) (long, in [0, n_values)) and returns
+logits (B, n_values, T): the distribution at position t is p(x_{t+1} | x_1..x_t). Inputs and
+targets are the same sequence shifted by one step (see :meth:`WaveNet.nll`).
+
+Each residual block: a dilated causal convolution (kernel 2) to 2C channels, the gated unit
+tanh(a) * sigmoid(b), then two 1x1 convolutions: one added back to the block's input (the
+residual path) and one to a skip output. The sum of all skips goes through ReLU-1x1-ReLU-1x1 to
+the logits. Dilations 1, 2, 4, ... double the receptive field with every layer.
+
+Generation: :meth:`WaveNet.generate` either reruns the network on the last receptive field's
+worth of samples for every new sample (``fast=False``) or keeps one queue of past inputs per
+layer and computes only the newest time step (``fast=True``, Fast WaveNet); for the same uniform
+random numbers both give the same samples.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from arflow.fields import receptive_field_size
+from arflow.models.causal_conv import CausalConv1d
+
+
+class ResidualBlock(nn.Module):
+    """(B, C, T) -> (residual output (B, C, T), skip (B, S, T)); causal with dilation ``dilation``."""
+
+    def __init__(self, channels: int, skip_channels: int, dilation: int, kernel_size: int = 2):
+        super().__init__()
+        self.conv = CausalConv1d(channels, 2 * channels, kernel_size, dilation)
+        self.res = nn.Conv1d(channels, channels, 1)
+        self.skip = nn.Conv1d(channels, skip_channels, 1)
+
+    def _after_conv(self, x: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        filt, gate = a.chunk(2, dim=1)
+        z = torch.tanh(filt) * torch.sigmoid(gate)
+        return x + self.res(z), self.skip(z)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._after_conv(x, self.conv(x))
+
+    def step(self, x_t: torch.Tensor, queue: torch.Tensor):
+        """One time step: x_t (B, C) -> (residual (B, C), skip (B, S), queue); 1x1 convs as matrix products."""
+        a, queue = self.conv.step(x_t, queue)
+        filt, gate = a.chunk(2, dim=1)
+        z = torch.tanh(filt) * torch.sigmoid(gate)
+        res = x_t + F.linear(z, self.res.weight[:, :, 0], self.res.bias)
+        return res, F.linear(z, self.skip.weight[:, :, 0], self.skip.bias), queue
+
+
+class WaveNet(nn.Module):
+    """WaveNet over ``n_values`` mu-law levels.
+
+    Args:
+        n_values: quantization levels (256 for 8-bit mu-law).
+        channels: residual channels C.
+        skip_channels: skip channels S.
+        dilations: one residual block per dilation (e.g. 1, 2, ..., 128, possibly repeated).
+        kernel_size: of the dilated convolutions (2 in WaveNet).
+    """
+
+    def __init__(self, n_values: int = 256, channels: int = 32, skip_channels: int = 64,
+                 dilations=(1, 2, 4, 8, 16, 32, 64, 128), kernel_size: int = 2):
+        super().__init__()
+        dilations = [int(d) for d in dilations]
+        if not dilations or any(d < 1 for d in dilations):
+            raise ValueError(f"dilations must be a non-empty list of positive integers, got {dilations}")
+        self.n_values, self.dilations, self.kernel_size = n_values, dilations, kernel_size
+        self.embed = nn.Embedding(n_values, channels)
+        self.blocks = nn.ModuleList(ResidualBlock(channels, skip_channels, d, kernel_size) for d in dilations)
+        self.head = nn.Sequential(nn.ReLU(), nn.Conv1d(skip_channels, skip_channels, 1), nn.ReLU(),
+                                  nn.Conv1d(skip_channels, n_values, 1))
+
+    @property
+    def receptive_field(self) -> int:
+        """How many past samples (the current one included) one output sees: 1 + (k-1) sum(dilations)."""
+        return receptive_field_size(self.kernel_size, self.dilations)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T) long -> logits (B, n_values, T); position t predicts sample t + 1 from samples <= t."""
+        if x.ndim != 2 or x.dtype != torch.long:
+            raise ValueError(f"x must be long mu-law indices of shape (B, T), got {tuple(x.shape)} {x.dtype}")
+        h = self.embed(x).transpose(1, 2)
+        skips = 0
+        for block in self.blocks:
+            h, skip = block(h)
+            skips = skips + skip
+        return self.head(skips)
+
+    def nll(self, x: torch.Tensor, skip_first: int = 0) -> torch.Tensor:
+        """Mean NLL in nats per predicted sample: inputs x[:, :-1], targets x[:, 1:] (shifted copies).
+
+        ``skip_first``: ignore the first predictions, whose receptive field still reaches the padding.
+        """
+        logits = self(x[:, :-1])[:, :, skip_first:]
+        return F.cross_entropy(logits, x[:, 1 + skip_first:])
+
+    def _draw(self, logits: torch.Tensor, u: torch.Tensor, temperature: float) -> torch.Tensor:
+        cdf = torch.softmax(logits.double() / temperature, dim=-1).cumsum(-1)
+        return torch.searchsorted(cdf, u[:, None].contiguous()).clamp_max(self.n_values - 1)[:, 0]
+
+    @torch.no_grad()
+    def generate(self, n_steps: int, prime: torch.Tensor, uniforms: torch.Tensor | None = None,
+                 generator: torch.Generator | None = None, fast: bool = True,
+                 temperature: float = 1.0) -> torch.Tensor:
+        """Sample ``n_steps`` new values after ``prime`` (B, T0) long, T0 >= 1; returns (B, T0 + n_steps).
+
+        Each value is drawn by inverting the softmax's CDF at a uniform number (``uniforms``
+        (B, n_steps), or drawn from ``generator``), so the naive and fast paths are comparable.
+        """
+        if prime.ndim != 2 or prime.shape[1] < 1:
+            raise ValueError(f"prime must be (B, T0) long with T0 >= 1, got {tuple(prime.shape)}")
+        B = prime.shape[0]
+        if uniforms is None:
+            uniforms = torch.rand((B, n_steps), generator=generator)
+        uniforms = uniforms.double()
+        was_training = self.training
+        self.eval()
+        try:
+            out = self._generate_fast if fast else self._generate_naive
+            return out(prime.clone(), n_steps, uniforms, temperature)
+        finally:
+            self.train(was_training)
+
+    def _generate_naive(self, seq, n_steps, uniforms, temperature):
+        R = self.receptive_field
+        for s in range(n_steps):
+            # the whole network on the last R samples (all the newest output can see)
+            logits = self(seq[:, -R:])[:, :, -1]
+            seq = torch.cat([seq, self._draw(logits, uniforms[:, s], temperature)[:, None]], dim=1)
+        return seq
+
+    def _generate_fast(self, seq, n_steps, uniforms, temperature):
+        # read the prime once with the whole network, keeping each block's last inputs as its queue
+        h, skips, queues = self.embed(seq).transpose(1, 2), 0, []
+        for block in self.blocks:
+            queues.append(block.conv.queue_from(h))
+            h, skip = block(h)
+            skips = skips + skip
+        logits = self.head(skips[:, :, -1:])[:, :, 0]
+        head = [(m.weight[:, :, 0], m.bias) for m in (self.head[1], self.head[3])]
+
+        def step(x_t):  # one new input sample (B,) -> logits for the next (B, n_values)
+            h, skips = self.embed(x_t), 0
+            for k, block in enumerate(self.blocks):
+                h, skip, queues[k] = block.step(h, queues[k])
+                skips = skips + skip
+            hidden = F.relu(F.linear(F.relu(skips), *head[0]))
+            return F.linear(hidden, *head[1])
+
+        out = [seq]
+        for s in range(n_steps):
+            new = self._draw(logits, uniforms[:, s], temperature)
+            out.append(new[:, None])
+            if s + 1 < n_steps:
+                logits = step(new)
+        return torch.cat(out, dim=1)

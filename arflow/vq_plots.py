@@ -1,0 +1,155 @@
+"""Figures of the VQ-VAE lecture: training curves of runs, code usage, code grids, the VQ-VAE-2 pipeline.
+
+Each function returns its matplotlib Figure. ``runs`` are the dicts of
+:func:`arflow.recipes.vqvae.stage1_experiments` ({name: {"config", "curves"}}).
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib import patheffects
+
+LABELS = {
+    "recon": "reconstruction MSE per pixel",
+    "commitment": "commitment ||f(x) - sg[z_k]||² per dim",
+    "perplexity": "codebook perplexity (codes)",
+    "used": "codes used in a batch",
+    "dead": "dead codes (unused in the last steps)",
+}
+
+
+def _np(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def plot_runs(runs: dict, names: list[str], metrics: list[str], title: str, logy: tuple[str, ...] = ("recon",)):
+    """One panel per metric, one line per run: metric against optimisation step."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for name in names:
+            curves = runs[name]["curves"]
+            ax.plot(curves["step"], curves[metric], label=name)
+        ax.set_xlabel("optimisation step")
+        ax.set_ylabel(LABELS.get(metric, metric))
+        if metric in logy:
+            ax.set_yscale("log")
+        ax.set_title(LABELS.get(metric, metric), fontsize=10)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_vae_traces(models: dict):
+    """KL term and reconstruction term over training for each VAE ({label: VAE with a ``trace`` buffer})."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for label, model in models.items():
+        trace = _np(model.trace)
+        trace = trace[trace[:, 0] > 0]
+        axes[0].plot(trace[:, 0], trace[:, 1], label=label)
+        axes[1].plot(trace[:, 0], trace[:, 2], label=label)
+    axes[0].set_ylabel("KL(q(z|x) || p(z)) (nats/image)")
+    axes[0].set_title("KL term: how much information z carries", fontsize=10)
+    axes[1].set_ylabel("-log p(x|z) (nats/image)")
+    axes[1].set_title("reconstruction term", fontsize=10)
+    for ax in axes:
+        ax.set_xlabel("optimisation step")
+        ax.legend(fontsize=8)
+    fig.suptitle("Posterior collapse: the autoregressive decoder stops using z")
+    fig.tight_layout()
+    return fig
+
+
+def code_usage(counts, title: str = "code usage on the test digits"):
+    """Bar chart of how often each code is used (K,), sorted by use; unused codes counted in the title."""
+    counts = _np(counts).astype(float)
+    order = np.argsort(-counts)
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    ax.bar(np.arange(len(counts)), counts[order] / counts.sum(), width=1.0, color="#4c72b0")
+    ax.set_xlabel("code (sorted by use)")
+    ax.set_ylabel("fraction of positions")
+    ax.set_title(f"{title}: {int((counts > 0).sum())} of {len(counts)} codes used")
+    fig.tight_layout()
+    return fig
+
+
+def draw_codes(ax, codes, n_codes: int, title: str = "", annotate: bool = True):
+    """Draw a (H, W) grid of code indices as an image, each cell labelled with its code."""
+    codes = _np(codes)
+    ax.imshow(codes, cmap="tab20" if n_codes <= 20 else "nipy_spectral", vmin=0, vmax=n_codes - 1)
+    if annotate:  # white digits outlined in black read on every colour of the map
+        for (i, j), v in np.ndenumerate(codes):
+            ax.text(j, i, str(int(v)), ha="center", va="center", color="white",
+                    fontsize=7 if codes.shape[0] > 5 else 9,
+                    path_effects=[patheffects.withStroke(linewidth=1.5, foreground="black")])
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
+
+
+def code_grids(images, codes, reconstructions, n_codes: int, title: str = "digits as grids of codes"):
+    """For each digit: the image (28x28 pixels), its 7x7 codes, and the decoded codes."""
+    n = len(images)
+    fig, axes = plt.subplots(3, n, figsize=(1.9 * n, 6.0), squeeze=False)
+    for k in range(n):
+        axes[0, k].imshow(_np(images[k, 0]), cmap="gray", vmin=0, vmax=1)
+        draw_codes(axes[1, k], codes[k], n_codes)
+        axes[2, k].imshow(_np(reconstructions[k, 0]), cmap="gray", vmin=0, vmax=1)
+        for row in (0, 2):
+            axes[row, k].set_xticks([])
+            axes[row, k].set_yticks([])
+    axes[0, 0].set_ylabel("input\n28x28 pixels")
+    axes[1, 0].set_ylabel("codes\n7x7 indices")
+    axes[2, 0].set_ylabel("decoded\ng(z_k)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def pipeline(top, bottom, images, n_top: int, n_bottom: int, title: str = "VQ-VAE-2 generation"):
+    """Columns of the generation pipeline per sample: top codes (4x4) -> bottom codes (7x7) -> image."""
+    n = len(images)
+    fig, axes = plt.subplots(n, 3, figsize=(6.6, 2.2 * n), squeeze=False)
+    for k in range(n):
+        draw_codes(axes[k, 0], top[k], n_top, "1. top codes ~ p(top)" if k == 0 else "")
+        draw_codes(axes[k, 1], bottom[k], n_bottom, "2. bottom ~ p(bottom | top)" if k == 0 else "")
+        axes[k, 2].imshow(_np(images[k, 0]), cmap="gray", vmin=0, vmax=1)
+        axes[k, 2].set_xticks([])
+        axes[k, 2].set_yticks([])
+        if k == 0:
+            axes[k, 2].set_title("3. decoder(top, bottom)", fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def swap_figure(rows: dict, title: str = "what the top codes control"):
+    """Rows of images (each (N, 1, 28, 28)), labelled by the dict's keys."""
+    names = list(rows)
+    n = len(rows[names[0]])
+    fig, axes = plt.subplots(len(names), n, figsize=(1.3 * n + 1.6, 1.4 * len(names)), squeeze=False)
+    for r, name in enumerate(names):
+        for k in range(n):
+            axes[r, k].imshow(_np(rows[name][k, 0]), cmap="gray", vmin=0, vmax=1)
+            axes[r, k].set_xticks([])
+            axes[r, k].set_yticks([])
+        axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def timing_bars(seconds: dict, title: str = "sampling time"):
+    """Horizontal bars of seconds per variant."""
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(seconds) + 1.2))
+    names = list(seconds)
+    ax.barh(names, [seconds[n] for n in names], color="#4c72b0")
+    for i, n in enumerate(names):
+        ax.text(seconds[n], i, f" {seconds[n]:.2f} s", va="center", fontsize=8)
+    ax.set_xlabel("seconds (wall clock, this machine)")
+    ax.set_title(title)
+    ax.invert_yaxis()
+    fig.tight_layout()
+    return fig

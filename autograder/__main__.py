@@ -1,0 +1,25 @@
+"""``python -m autograder {release,grade,demo,calibrate}``: the instructor's commands (see README.md)."""
+
+import sys
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = ("release", "grade", "demo", "calibrate")
+    if not argv or argv[0] not in commands:
+        print(f"usage: python -m autograder {{{','.join(commands)}}} [options]  (--help after a command)")
+        return 2
+    command, rest = argv[0], argv[1:]
+    if command == "release":
+        from .release import main as run
+    elif command == "grade":
+        from .grade import main as run
+    elif command == "demo":
+        from .demo import main as run
+    else:
+        from .calibrate import main as run
+    return run(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Build the sample submissions in ``autograder/samples/``.
+
+``python -m autograder.make_samples REF_WEIGHTS``
+
+Each sample is the released notebook with its solution cells filled in (the reference
+solution, or the reference with one typical mistake) and, for some, a weights file. Their
+expected scores are in ``samples/expected.json`` (checked by tests/test_grader_samples.py).
+``REF_WEIGHTS`` is the reference PixelCNN trained with the notebook's defaults
+(``python -m autograder calibrate --save REF_WEIGHTS``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import torch
+
+from .extract import SOLUTIONS, SOURCE, _grade_id
+from .release import RELEASE
+
+SAMPLES = Path(__file__).resolve().parent / "samples"
+
+# (old, new) edits of the reference solution for each typical mistake.
+MISTAKES = {
+    "mask_centre": {"masked_conv": [("mask[c, c + (0 if blind_center else 1):] = 0", "mask[c, c + 1:] = 0")]},
+    "mask_once": {"masked_conv": [('self.register_buffer("mask", mask)', "self.weight.data *= mask"),
+                                  ("return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)",
+                                   "return F.conv2d(x, self.weight, self.bias, padding=self.padding)")]},
+    "loss_truncated": {"loss_fn": [("torch.round(x[:, 0] * 255).long()", "(x[:, 0] * 255).long()")]},
+    "generate_argmax": {"generate": [("torch.multinomial(probs, 1)[:, 0]", "probs.argmax(dim=1)")]},
+    "generate_columns": {"generate": [("for i in range(H):\n            for j in range(W):",
+                                       "for j in range(W):\n            for i in range(H):")]},
+}
+EXPECTED = {
+    # visible: masked_conv 2, pixelcnn 2, loss 1, generate 2; hidden: 3, 3, 2, 3, trained 5.
+    "reference": 23, "blank": 0, "partial": 10, "mask_centre": 11, "mask_once": 20, "loss_truncated": 16,
+    "generate_argmax": 15, "generate_columns": 15,
+}
+
+
+def solution_sources() -> dict[str, str]:
+    nb = nbformat.read(str(SOURCE), as_version=4)
+    return {_grade_id(c): _clean(c.source) for c in nb.cells if _grade_id(c) in SOLUTIONS}
+
+
+def _clean(source: str) -> str:
+    return "\n".join(line for line in source.splitlines() if "### BEGIN SOLUTION" not in line
+                     and "### END SOLUTION" not in line)
+
+
+def write_sample(name: str, fills: dict[str, str], weights: dict | None) -> None:
+    nb = nbformat.read(str(RELEASE), as_version=4)
+    for cell in nb.cells:
+        if _grade_id(cell) in fills:
+            cell.source = fills[_grade_id(cell)]
+    folder = SAMPLES / name / "10_ar"
+    shutil.rmtree(SAMPLES / name, ignore_errors=True)
+    folder.mkdir(parents=True)
+    nbformat.write(nb, str(folder / "pixelcnn.ipynb"))
+    if weights is not None:
+        torch.save(weights, folder / "pixelcnn.pth")
+
+
+def non_causal_weights(beta: float = 4.0) -> dict:
+    """A PixelCNN whose first layer sees the pixel it predicts and copies it: a tiny loss, not a model.
+
+    Built by hand (no training): two channels carry a = relu(x - 1/2) and b = relu(1/2 - x) through
+    the centre taps of every layer, and the output logits are beta (k u - k^2 / 2) with
+    u = 255 (a - b + 1/2) = 255 x, a softmax peaked at the pixel's own value k = 255 x.
+    """
+    from . import reference
+
+    model = reference.PixelCNN()
+    state = {key: torch.zeros_like(value) for key, value in model.state_dict().items()}
+    convs = [name for name in state if name.endswith(".mask")]
+    for key in convs:  # every mask sees the centre: the first layer is not blind
+        state[key] = reference.causal_mask(state[key].shape[0], blind_center=False)
+    c = state[convs[0]].shape[0] // 2
+    first, *rest = [key.rsplit(".", 1)[0] for key in convs]
+    state[f"{first}.weight"][0, 0, c, c], state[f"{first}.weight"][1, 0, c, c] = 1.0, -1.0
+    for layer in rest:
+        state[f"{layer}.weight"][0, 0, c, c] = state[f"{layer}.weight"][1, 1, c, c] = 1.0
+    k = torch.arange(256, dtype=torch.float32)
+    last = [key for key in state if key.endswith(".weight") and state[key].dim() == 4 and state[key].shape[0] == 256][0]
+    state[last][:, 0, 0, 0], state[last][:, 1, 0, 0] = beta * 255 * k, -beta * 255 * k
+    state[last.replace("weight", "bias")] = beta * (127.5 * k - k ** 2 / 2)
+    return state
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ref_state = torch.load(argv[0], map_location="cpu", weights_only=True)
+    good = solution_sources()
+    write_sample("reference", good, ref_state)
+    write_sample("blank", {}, None)
+    write_sample("partial", {k: good[k] for k in ("masked_conv", "pixelcnn")}, None)
+    for name, edits in MISTAKES.items():
+        fills = dict(good)
+        for gid, pairs in edits.items():
+            for old, new in pairs:
+                if old not in fills[gid]:
+                    raise ValueError(f"{name}: {old!r} not found in the solution of {gid}")
+                fills[gid] = fills[gid].replace(old, new)
+        weights = None
+        if name == "mask_centre":
+            weights = non_causal_weights()
+        elif name == "mask_once":  # no mask buffers; the masked weights are zero in the file
+            weights = {}
+            for key, value in ref_state.items():
+                prefix = key.rsplit(".", 1)[0]
+                if key.endswith(".weight") and prefix + ".mask" in ref_state:
+                    value = value * ref_state[prefix + ".mask"]
+                if not key.endswith(".mask"):
+                    weights[key] = value
+        write_sample(name, fills, weights)
+    expected = {name: {"total": total} for name, total in EXPECTED.items()}
+    (SAMPLES / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+    print(f"samples written to {SAMPLES}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

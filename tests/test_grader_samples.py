@@ -1,0 +1,71 @@
+"""Grading the public sample submissions end to end gives their expected scores (one grading run for all)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from autograder.grade import grade
+
+SAMPLES = Path(__file__).resolve().parent.parent / "autograder" / "samples"
+EXPECTED = json.loads((SAMPLES / "expected.json").read_text())
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def graded(tmp_path_factory):
+    out = tmp_path_factory.mktemp("graded")
+    summary = grade(SAMPLES, out, jobs=2, seed=1234, log=lambda *a: None)
+    return out, summary
+
+
+def test_every_sample_gets_its_expected_total(graded):
+    _, summary = graded
+    totals = {row["student_id"]: row["total"] for row in summary["rows"]}
+    assert set(totals) == set(EXPECTED)
+    wrong = {s: (totals[s], EXPECTED[s]["total"]) for s in totals if totals[s] != EXPECTED[s]["total"]}
+    assert not wrong, (wrong, {s: summary["hidden"][s] for s in wrong})
+
+
+def test_grades_csv_has_one_row_per_student_and_a_column_per_grade_cell(graded):
+    out, summary = graded
+    with open(out / "grades.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["student_id"] for r in rows] == sorted(EXPECTED)
+    assert list(rows[0])[0] == "student_id" and list(rows[0])[-2:] == ["total", "max_total"]
+    assert {"test_masked_conv", "hidden_masked_conv", "hidden_trained_model"} <= set(rows[0])
+    for row in rows:
+        cells = [float(v) for k, v in row.items() if k not in ("student_id", "total", "max_total")]
+        assert abs(sum(cells) - float(row["total"])) < 1e-9 and float(row["max_total"]) == 23
+
+
+def test_feedback_explains_hidden_failures_without_showing_hidden_code(graded):
+    out, _ = graded
+    html = (out / "feedback" / "mask_centre" / "10_ar" / "pixelcnn.html").read_text()
+    assert "not causal" in html and "hidden tests, run by the grader" in html
+    assert "_perturbation_field" not in html and "check_pixelcnn(box" not in html
+    blank = (out / "feedback" / "blank" / "10_ar" / "pixelcnn.html").read_text()
+    assert "pixelcnn.pth was not submitted" in blank
+
+
+def test_the_reference_sample_passes_the_bits_per_dim_threshold(graded):
+    _, summary = graded
+    from autograder.checks import BPD_THRESHOLD, REFERENCE_BPD
+
+    bpd = summary["hidden"]["reference"]["hidden_trained_model"]["bits_per_dim"]
+    assert abs(bpd - REFERENCE_BPD) < 0.01 and bpd < BPD_THRESHOLD
+    assert summary["hidden"]["mask_centre"]["hidden_trained_model"]["score"] == 0
+
+
+def test_the_gradebook_holds_the_hidden_scores(graded):
+    out, summary = graded
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
+        for student in ("reference", "blank"):
+            grade_ = gb.find_grade("hidden_trained_model", "pixelcnn", "10_ar", student)
+            assert grade_.score == summary["hidden"][student]["hidden_trained_model"]["score"]

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import checks
+from . import checks, sandbox
 from .extract import SOURCE, extract_cells
 
 ASSIGNMENT, NOTEBOOK = "10_ar", "pixelcnn"
@@ -137,6 +137,7 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
     if not submitted.is_dir():
         raise FileNotFoundError(f"no submissions folder {submitted} (expected <student>/{ASSIGNMENT}/{NOTEBOOK}.ipynb)")
     out.mkdir(parents=True, exist_ok=True)
+    sandbox.hide_also(submitted, out)  # no submission's process sees the others, the gradebook or the reports
     db_url = db_url or f"sqlite:///{out / 'gradebook.db'}"
     # nbgrader runs `alembic` to create the gradebook: make the venv's scripts findable.
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")

@@ -155,7 +155,7 @@ class Jail:
                        sys.executable, "-I", str(INIT), str(spec)]
             cwd, env, preexec = str(self.staging), {"PATH": self.env["PATH"]}, None
         else:
-            command, cwd, env = argv, str(self.work), dict(self.env, HOME=str(self.work))
+            command, cwd, env = argv, str(self.work), dict(self.env, HOME=str(self.work), TMPDIR=str(self.work))
             limits = self.limits
             preexec = lambda: _set_limits(limits)  # noqa: E731
         self.started = time.monotonic()

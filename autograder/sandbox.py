@@ -1,8 +1,9 @@
 """The parent side of the black box: start the student's code in a separate process and talk to it.
 
 :class:`Box` copies ``sandbox_child.py`` and the student's cells (and weights file) into a
-fresh temporary directory, starts ``python -I sandbox_child.py`` there with one torch thread,
-no CUDA and a scrubbed environment, and exchanges framed messages (JSON headers, ``.npz``
+fresh jail (:mod:`autograder.jail`: no network, a uid of its own, the autograder and the
+grader's folders hidden, memory/file/process limits), starts ``python -I sandbox_child.py``
+there with one torch thread, no CUDA and a scrubbed environment, and exchanges framed messages (JSON headers, ``.npz``
 payloads loaded with ``allow_pickle=False``; never pickle) with a time limit on every
 answer. Anything that goes wrong (a crash, a timeout, garbage on the channel) raises
 :class:`BoxError`; the checks turn that into zero points with the reason.
@@ -11,21 +12,37 @@ answer. Anything that goes wrong (a crash, a timeout, garbage on the channel) ra
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import selectors
-import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from .jail import Jail, Limits
+
 CHILD = Path(__file__).with_name("sandbox_child.py")
 MAX_REPLY_BYTES = 2 * 1024**3
+_SLOTS = itertools.count()  # a uid of its own for every jail that may run at the same time
+_EXTRA_HIDDEN: set[str] = set()
+
+
+def hide_also(*paths: str | os.PathLike) -> None:
+    """Hide more paths from every later submission process (the grader's output and submissions folders)."""
+    _EXTRA_HIDDEN.update(str(Path(p).resolve()) for p in paths)
+
+
+def hidden_paths() -> list[str]:
+    """What a submission's process must not see: the autograder (reference, hidden checks), the
+    instructor's solutions, the repository's history, and whatever :func:`hide_also` added."""
+    course = Path(__file__).resolve().parents[1]
+    return sorted({str(Path(__file__).resolve().parent), str(course / "solutions"), str(course / ".git"),
+                   *_EXTRA_HIDDEN})
 
 
 class BoxError(RuntimeError):
@@ -38,20 +55,19 @@ class Box:
     def __init__(self, cells: list[dict], files: dict[str, str | os.PathLike] | None = None,
                  timeout: float = 120.0, total_timeout: float = 900.0, python: str | None = None):
         self.timeout, self.deadline = timeout, time.monotonic() + total_timeout
-        self.workdir = Path(tempfile.mkdtemp(prefix="arflow-box-"))
-        shutil.copy(CHILD, self.workdir / "sandbox_child.py")
-        (self.workdir / "cells.json").write_text(json.dumps({"cells": cells}))
-        for name, path in (files or {}).items():
-            shutil.copy(path, self.workdir / name)
-        self.stderr_path = self.workdir.parent / (self.workdir.name + ".stderr")
-        self._stderr = open(self.stderr_path, "wb")
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.workdir),
-               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
+        files = {"sandbox_child.py": CHILD, "cells.json": json.dumps({"cells": cells}).encode(), **(files or {})}
+        env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
                "ARFLOW_DEVICE": "cpu", "MPLBACKEND": "Agg", "NBGRADER_EXECUTION": "autograde",
-               "PYTHONDONTWRITEBYTECODE": "1", "TMPDIR": str(self.workdir)}
-        self.process = subprocess.Popen([python or sys.executable, "-I", "sandbox_child.py"], cwd=self.workdir,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-                                        env=env, start_new_session=True)
+               "PYTHONDONTWRITEBYTECODE": "1"}
+        # The jail (autograder/jail.py): no network, a uid of its own, the grader's files hidden,
+        # memory, file-size and process limits; every process it starts dies with it.
+        self.jail = Jail(files, limits=Limits(wall_seconds=total_timeout), hide=hidden_paths(),
+                         slot=next(_SLOTS) % 4000, env=env)
+        self.workdir = self.jail.work
+        self.stderr_path = self.jail.staging / "stderr"
+        self._stderr = open(self.stderr_path, "wb")
+        self.process = self.jail.start([python or sys.executable, "-I", "sandbox_child.py"], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, stderr=self._stderr)
         try:
             self.hello = self.request({"op": "hello"}, timeout=max(timeout, 120.0))[0]
         except BaseException:
@@ -146,15 +162,9 @@ class Box:
                 except subprocess.TimeoutExpired:
                     pass
         finally:
-            if self.process.poll() is None:
-                try:
-                    os.killpg(self.process.pid, 9)  # our own child's process group only
-                except OSError:
-                    self.process.kill()
-                self.process.wait()
+            self.jail.kill()  # the process group, and in a jail its whole PID namespace
             self._stderr.close()
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            self.stderr_path.unlink(missing_ok=True)
+            self.jail.close()
 
     def __enter__(self) -> Box:
         return self

@@ -6,6 +6,7 @@ as in grading; the verdicts are computed in this process.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -270,3 +271,31 @@ def test_analytic_field_matches_gradients_of_the_reference():
             expected = reference.reachable_field(k, layers, (10, 10), pixel).numpy()
             assert (expected == expected_field(k, layers, (10, 10), pixel)).all()
             assert (expected == model_field(model, (10, 10), pixel)).all()
+
+
+@pytest.mark.skipif(not __import__("autograder.jail").jail.jail_available(), reason="isolation needs root and unshare")
+def test_the_submission_process_cannot_see_the_autograder_or_the_network():
+    import tempfile
+
+    from autograder import sandbox
+
+    folder = Path(tempfile.mkdtemp(dir="/var/tmp"))  # outside /tmp, which the jail replaces anyway
+    secret = folder / "gradebook.db"
+    secret.write_text("all grades")
+    os.chmod(folder, 0o755)
+    sandbox.hide_also(secret)
+    probe = (
+        "import os, socket\n"
+        f"SEEN = {{'autograder': os.listdir({str(Path(checks.__file__).parent)!r}),\n"
+        f"        'gradebook': open({str(secret)!r}).read()}}\n"
+        "try:\n"
+        "    socket.create_connection(('1.1.1.1', 53), timeout=2)\n"
+        "    SEEN['network'] = 'reached'\n"
+        "except OSError:\n"
+        "    SEEN['network'] = 'none'\n"
+        "raise RuntimeError(repr(SEEN))\n")
+    with Box([{"name": "masked_conv", "source": probe}]) as box:
+        errors = " ".join(box.hello["cell_errors"].values())
+    secret.unlink()
+    folder.rmdir()
+    assert "'autograder': []" in errors and "'gradebook': ''" in errors and "'network': 'none'" in errors, errors

@@ -23,18 +23,20 @@ setup: $(STAMP)  ## create or update .venv with the pinned dependencies
 demo: $(STAMP)  ## instructor's end-to-end job: release, grade the sample submissions, show the grades
 	$(PY) -m autograder demo
 
-test: $(STAMP)  ## every test: library, grader, release, notebooks (ARFLOW_FAST=1), ruff
+# Two workers (the machine has 2 cores), one torch thread each; a test file or a notebook stays on one worker.
+PYTEST := ARFLOW_FAST=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q -ra -n 2 --dist loadfile
+NOTEBOOKS := lectures solutions/10_ar/pixelcnn.ipynb
+
+test: $(STAMP)  ## every test: ruff, library, checkpoints, grader, release, then every notebook (ARFLOW_FAST=1)
 	$(PY) -m ruff check .
-	ARFLOW_FAST=1 $(PY) -m pytest -q -ra tests
-	ARFLOW_FAST=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q -ra -p no:cacheprovider --nbval-lax --nbval-cell-timeout=600 \
-		-n 2 --dist loadfile lectures solutions/10_ar/pixelcnn.ipynb
+	$(PYTEST) tests
+	$(PYTEST) --nbval-lax --nbval-cell-timeout=600 $(NOTEBOOKS)
 
 test-lib: $(STAMP)  ## the pytest suite without the notebooks
-	ARFLOW_FAST=1 $(PY) -m pytest -q -ra tests
+	$(PYTEST) tests
 
 test-notebooks: $(STAMP)  ## execute every notebook in CI mode
-	ARFLOW_FAST=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q -ra --nbval-lax --nbval-cell-timeout=600 -n 2 --dist loadfile \
-		lectures solutions/10_ar/pixelcnn.ipynb
+	$(PYTEST) --nbval-lax --nbval-cell-timeout=600 $(NOTEBOOKS)
 
 lint: $(STAMP)  ## ruff
 	$(PY) -m ruff check .

@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.names or sorted(recipes):
         if args.command == "remeasure":
             entry = remeasure(name)
-            print(f"{name}: {entry['metric']} {entry['value']:.4f} (first {entry['check_n']}: {entry['check_value']:.4f})")
+            print(f"{name}: {entry['metric']} {entry['value']:.4f} "
+                  f"(first {entry['check_n']}: {entry['check_value']:.4f})")
         else:
             train_and_save(name)
 

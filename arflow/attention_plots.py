@@ -1,0 +1,149 @@
+"""Figures of lectures 05 and 06: attention maps, masks of one pixel and of all pixels, cost curves,
+and the Sparse Transformer explorer. Every mask drawn here is computed by the model code."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.colors import ListedColormap
+
+from arflow.models.sparse_attention import pattern_masks
+
+MASK_COLOURS = ListedColormap(["#f4f4f4", "#4c72b0", "#d62728"])  # not attended, attended, the query
+
+
+def _np(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def show_matrix_mask(mask, title: str = "causal mask", ax=None, annotate: bool | None = None):
+    """Draw a (T, T) 0/1 mask: rows are queries i, columns keys j."""
+    mask = _np(mask).astype(int)
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(3.4, 3.4))
+    ax.imshow(mask, cmap=ListedColormap(["#f4f4f4", "#4c72b0"]), vmin=0, vmax=1)
+    if annotate or (annotate is None and mask.shape[0] <= 10):
+        for (i, j), v in np.ndenumerate(mask):
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=8)
+    ax.set_xlabel("key position j")
+    ax.set_ylabel("query position i")
+    ax.set_title(title, fontsize=10)
+    return fig or ax.figure
+
+
+def plot_attention_map(weights, labels: list[str] | None = None, title: str = "attention weights", ax=None):
+    """Heat map of one head's attention weights (T, T); ``labels`` name the positions (characters)."""
+    w = _np(weights)
+    fig = None
+    if ax is None:
+        size = max(4.0, 0.16 * len(w) + 1.5)
+        fig, ax = plt.subplots(figsize=(size, size))
+    image = ax.imshow(w, cmap="viridis", vmin=0, vmax=max(1e-9, float(w.max())))
+    if labels is not None:
+        ax.set_xticks(range(len(labels)), labels, fontsize=7, family="monospace")
+        ax.set_yticks(range(len(labels)), labels, fontsize=7, family="monospace")
+    ax.set_xlabel("key: the byte attended to")
+    ax.set_ylabel("query: the byte whose successor is predicted")
+    ax.set_title(title, fontsize=10)
+    (fig or ax.figure).colorbar(image, ax=ax, fraction=0.046, label="attention weight (probability)")
+    return fig or ax.figure
+
+
+def byte_labels(text_bytes: list[int]) -> list[str]:
+    """Printable tick labels for byte tokens (space as '␣', newline as '⏎')."""
+    out = []
+    for b in text_bytes:
+        ch = chr(b) if 32 < b < 127 else {32: "␣", 10: "⏎", 9: "⇥"}.get(b, "·")
+        out.append(ch)
+    return out
+
+
+def plot_pixel_masks(masks, image_size: tuple[int, int], pixel: tuple[int, int], head_names=None,
+                     suptitle: str = ""):
+    """The seed's figure: for each head, above the pixels that ``pixel`` attends to in the image,
+    below the whole (n, n) mask of the flattened image (the query row of ``pixel`` marked)."""
+    masks = _np(masks).astype(bool)
+    if masks.ndim == 2:
+        masks = masks[None]
+    H, W = image_size
+    r, c = pixel
+    if not (0 <= r < H and 0 <= c < W):
+        raise ValueError(f"pixel {pixel} lies outside an image of size {image_size}")
+    i = r * W + c
+    heads = len(masks)
+    names = head_names or [f"head {h}" for h in range(heads)]
+    fig, axes = plt.subplots(2, heads, figsize=(3.3 * heads, 6.6), squeeze=False)
+    for h in range(heads):
+        picture = masks[h, i].reshape(H, W).astype(int)
+        picture[r, c] = 2
+        ax = axes[0, h]
+        ax.imshow(picture, cmap=MASK_COLOURS, vmin=0, vmax=2)
+        ax.set_title(f"{names[h]}: pixel ({r}, {c})\nattends to {int(masks[h, i].sum())} pixels", fontsize=9)
+        ax.set_xlabel("column (pixels)")
+        ax.set_ylabel("row (pixels)")
+        ax = axes[1, h]
+        ax.imshow(masks[h], cmap=ListedColormap(["#f4f4f4", "#4c72b0"]), vmin=0, vmax=1, interpolation="nearest")
+        ax.axhline(i, color="#d62728", linewidth=0.8)
+        ax.set_title(f"{names[h]}: all {H * W} pixels\n{int(masks[h].sum())} (query, key) pairs", fontsize=9)
+        ax.set_xlabel("key pixel j (raster order)")
+        ax.set_ylabel("query pixel i (raster order)")
+    fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def draw_pattern(pattern: str = "strided", stride: int = 6, row: int = 4, col: int = 3, side: int = 12):
+    """One frame of the Sparse Transformer explorer: both heads of ``pattern`` on a side x side image."""
+    n = side * side
+    stride = max(1, min(stride, n))
+    masks = pattern_masks(pattern, n, stride, n_heads=2 if pattern != "dense" else 1)
+    names = {"strided": ["head A: previous l pixels", "head B: every l-th pixel"],
+             "fixed": ["head A: own block of l", "head B: block summaries"],
+             "dense": ["dense causal"]}[pattern]
+    return plot_pixel_masks(masks, (side, side), (min(row, side - 1), min(col, side - 1)), names,
+                            suptitle=f"{pattern} attention, stride l = {stride}, n = {n} pixels")
+
+
+def sparse_explorer(side: int = 12):
+    """Explorer: pattern, stride l and the query pixel; both heads, for one pixel and for all pixels."""
+    import ipywidgets as widgets
+
+    from arflow.notebook import explorer
+
+    return explorer(
+        lambda pattern, stride, row, col: draw_pattern(pattern, stride, row, col, side),
+        pattern=widgets.Dropdown(options=["strided", "fixed", "dense"], value="strided", description="pattern"),
+        stride=widgets.IntSlider(value=side // 2, min=1, max=2 * side, description="stride l"),
+        row=widgets.IntSlider(value=side // 3, min=0, max=side - 1, description="row"),
+        col=widgets.IntSlider(value=side // 4, min=0, max=side - 1, description="column"),
+    )
+
+
+def plot_reach(masks, layers: int, title: str, ax=None):
+    """Which positions reach which after ``layers`` layers (n, n), from :func:`reachable`."""
+    from arflow.models.sparse_attention import reachable
+
+    return show_matrix_mask(reachable(masks, layers), title=title, ax=ax, annotate=False)
+
+
+def plot_costs(ns, series: dict[str, list[float]], ylabel: str, title: str, references=("n^2", "n sqrt n")):
+    """Log-log plot of measured costs against n with reference slopes n^2 and n^1.5 (anchored at the
+    first point of the first series)."""
+    ns = np.asarray(ns, dtype=float)
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    for name, values in series.items():
+        ax.plot(ns, values, "o-", label=name)
+    anchor = np.asarray(next(iter(series.values())), dtype=float)[0]
+    for ref in references:
+        power = 2.0 if ref == "n^2" else 1.5 if ref == "n sqrt n" else 1.0
+        ax.plot(ns, anchor * (ns / ns[0]) ** power, "--", color="grey" if power == 2 else "#999999",
+                linewidth=1, label=f"∝ {ref}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("sequence length n (pixels)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig

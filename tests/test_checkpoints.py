@@ -64,7 +64,7 @@ def toy_recipe(monkeypatch):
 def test_train_and_save_then_load(tmp_path, toy_recipe):
     manifest = checkpoints.train_and_save("toy_linear", directory=tmp_path, progress=False)
     assert json.loads((tmp_path / "toy_linear.json").read_text()) == manifest
-    assert manifest["value"] == pytest.approx(2.0 + float(toy_recipe.build(toy_recipe.config).bias))
+    assert manifest["value"] == pytest.approx(2.0 + toy_recipe.build(toy_recipe.config).bias.item())
     model = checkpoints.load_checkpoint("toy_linear", directory=tmp_path)
     assert torch.equal(model.weight, torch.ones(1, 2))
 

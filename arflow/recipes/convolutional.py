@@ -19,7 +19,7 @@ from arflow.models.gated_pixelcnn import GatedPixelCNN
 from arflow.training import fit
 from arflow.utils import LN2
 
-PIXELCNN_CONFIG = {"channels": 32, "n_layers": 5, "kernel_size": 5, "steps": 360, "batch_size": 16,
+PIXELCNN_CONFIG = {"channels": 32, "n_layers": 5, "kernel_size": 5, "steps": 2000, "batch_size": 32,
                    "lr": 3e-3}
 
 

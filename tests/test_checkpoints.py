@@ -34,6 +34,8 @@ def test_checkpoint_loads_and_re_measures_its_metric(name):
     assert manifest["command"] == f"python -m arflow.checkpoints train {name}"
     model = checkpoints.load_checkpoint(name)  # strict load, sha256 checked
     recipe = checkpoints.get_recipe(name)
+    assert manifest["config"] == json.loads(json.dumps(recipe.config)), (
+        f"{name} was trained with another config than its recipe has today; retrain it ({manifest['command']})")
     value = checkpoints.measure(recipe, model, manifest["check_n"])
     assert value == pytest.approx(manifest["check_value"], abs=recipe.tolerance), (
         f"{name}: {manifest['metric']} re-measured {value:.4f}, manifest says {manifest['check_value']:.4f}")

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from flow_helpers import randomize
 from torch.autograd.functional import jacobian
 
 from arflow.models.actnorm import ActNorm
@@ -13,15 +14,6 @@ from arflow.models.dequantize import LogitTransform, bits_per_dim, dequantize
 from arflow.models.invconv import InvConv1x1, InvConv1x1LU, random_rotation
 from arflow.models.split import Split
 from arflow.models.squeeze import Squeeze, squeeze, unsqueeze
-
-
-def randomize(module, scale=0.3, seed=0):
-    """Perturb every parameter, so that no layer is the identity (the nets start at zero)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    return module
 
 
 def brute_logdet(layer, x_one):

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from flow_helpers import randomize
 from torch.autograd.functional import jacobian
 
 from arflow.models.glow import Glow
@@ -12,14 +13,6 @@ from arflow.models.multiscale import standard_normal_log_prob
 from arflow.models.realnvp import RealNVP
 from arflow.models.toy_flow import ToyFlow
 from arflow.toy_data import gaussian_ring, two_moons
-
-
-def randomize(module, scale=0.3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
-    return module
 
 
 def tiny_models():

@@ -124,3 +124,16 @@ class Block(nn.Module):
         x = x + a
         x = x + self.mlp(self.ln2(x))
         return (x, weights) if return_attention else x
+
+
+def run_blocks(blocks: nn.ModuleList, h: torch.Tensor, return_attention: bool = False):
+    """(B, T, C) through a stack of decoder blocks -> (B, T, C), and each block's attention weights
+    (a list, empty unless ``return_attention``). Shared by the byte GPT and the image transformers."""
+    maps = []
+    for block in blocks:
+        if return_attention:
+            h, weights = block(h, return_attention=True)
+            maps.append(weights)
+        else:
+            h = block(h)
+    return h, maps

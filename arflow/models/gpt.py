@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from arflow.models.attention import Block, causal_mask
+from arflow.models.attention import Block, causal_mask, run_blocks
 
 
 class GPT(nn.Module):
@@ -70,13 +70,7 @@ class GPT(nn.Module):
 
     def forward_embeddings(self, h: torch.Tensor, return_attention: bool = False):
         """(B, T, C) embeddings -> logits (B, T, V) (and the attention weights of every layer)."""
-        maps = []
-        for block in self.blocks:
-            if return_attention:
-                h, w = block(h, return_attention=True)
-                maps.append(w)
-            else:
-                h = block(h)
+        h, maps = run_blocks(self.blocks, h, return_attention)
         logits = self.head(self.ln_f(h))
         return (logits, maps) if return_attention else logits
 

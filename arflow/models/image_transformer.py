@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from arflow.models.attention import Block
+from arflow.models.attention import Block, run_blocks
 from arflow.models.sparse_attention import PATTERNS, StridedSelfAttention, default_stride, pattern_masks
 from arflow.utils import LN2
 
@@ -108,13 +108,7 @@ class ImageTransformer(nn.Module):
 
     def forward_embeddings(self, h: torch.Tensor, return_attention: bool = False):
         """(B, n, C) -> logits (B, n, K) (and the attention weights of every layer)."""
-        maps = []
-        for block in self.blocks:
-            if return_attention:
-                h, w = block(h, return_attention=True)
-                maps.append(w)
-            else:
-                h = block(h)
+        h, maps = run_blocks(self.blocks, h, return_attention)
         logits = self.head(self.ln_f(h))
         return (logits, maps) if return_attention else logits
 

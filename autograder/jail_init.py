@@ -40,36 +40,49 @@ def loopback_up():
 
 MS_MOVE = 8192
 KEEP = "/mnt/arflow-keep"
+_held = [0]
+
+
+def under(path, folder):
+    return os.path.commonpath([os.path.abspath(path), folder]) == folder and os.path.abspath(path) != folder
+
+
+def cover(folder, keep, data):
+    """Mount a fresh tmpfs (``data``: its options) over ``folder`` in this mount namespace, with
+    the children of ``folder`` that lead to the paths in ``keep`` bind-mounted back, so that those
+    stay reachable while everything else in ``folder`` disappears from view."""
+    children = sorted({os.path.relpath(p, folder).split(os.sep)[0] for p in keep if under(p, folder)})
+    os.makedirs(KEEP, exist_ok=True)
+    held = []
+    for child in children:
+        _held[0] += 1
+        holder = os.path.join(KEEP, str(_held[0]))
+        os.makedirs(holder, exist_ok=True)
+        mount(os.path.join(folder, child), holder, None, MS_BIND | MS_REC)
+        held.append((child, holder))
+    mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV, data)
+    for child, holder in held:
+        os.makedirs(os.path.join(folder, child), exist_ok=True)
+        mount(holder, os.path.join(folder, child), None, MS_MOVE)
 
 
 def make_reachable(paths, uid_can_enter):
     """Let the jailed user reach ``paths`` (the interpreter, the venv, the course) through
-    ancestors it may not enter (``/root`` is 0700): each such ancestor is replaced, in this
-    mount namespace only, by an empty 0755 tmpfs into which just the needed children are
-    bind-mounted back. Everything else in it (``/root/.ssh`` ...) disappears from view."""
+    ancestors it may not enter (``/root`` is 0700): each such ancestor is covered by an empty
+    0755 tmpfs into which just the needed children are bind-mounted back. Everything else in it
+    (``/root/.ssh`` ...) disappears from view."""
     for _ in range(16):  # one blocking ancestor per pass, outermost first
-        blocked = {}
+        blocked = set()
         for path in paths:
             parts = os.path.abspath(path).split(os.sep)[1:]
             for depth in range(1, len(parts)):
                 ancestor = os.sep + os.path.join(*parts[:depth])
                 if not uid_can_enter(ancestor):
-                    blocked.setdefault(ancestor, set()).add(parts[depth])
+                    blocked.add(ancestor)
                     break
         if not blocked:
             return
-        ancestor = min(blocked, key=len)
-        os.makedirs(KEEP, exist_ok=True)
-        kept = []
-        for index, child in enumerate(sorted(blocked[ancestor])):
-            holder = os.path.join(KEEP, str(index))
-            os.makedirs(holder, exist_ok=True)
-            mount(os.path.join(ancestor, child), holder, None, MS_BIND | MS_REC)
-            kept.append((child, holder))
-        mount("tmpfs", ancestor, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755")
-        for child, holder in kept:
-            os.makedirs(os.path.join(ancestor, child), exist_ok=True)
-            mount(holder, os.path.join(ancestor, child), None, MS_MOVE)
+        cover(min(blocked, key=len), paths, "size=64k,mode=0755")
 
 
 def other_can_enter(path):
@@ -91,7 +104,8 @@ def main():
     size = f"size={limits['disk_bytes']},mode=0755"
     os.makedirs(WORK, exist_ok=True)
     mount("tmpfs", WORK, "tmpfs", MS_NOSUID | MS_NODEV, size)
-    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={limits['disk_bytes']},mode=1777")
+    # A private /tmp; the course itself may live under /tmp (a CI clone): that part stays.
+    cover("/tmp", spec["reach"], f"size={limits['disk_bytes']},mode=1777")
     for path in spec["hide"]:
         if os.path.isdir(path):
             mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=0555")

@@ -58,6 +58,16 @@ def _nbgrader_api(out: Path, db_url: str):
     return NbGraderAPI(CourseDirectory(config=config), config=config)
 
 
+def gradebook_url(db_url: str | None, out: Path) -> str:
+    """The gradebook's SQLAlchemy URL: SQLite in OUT by default; a plain ``postgresql://`` URL uses
+    psycopg2, the driver the course installs (SQLAlchemy 2.1 would otherwise look for psycopg 3)."""
+    if not db_url:
+        return f"sqlite:///{out / 'gradebook.db'}"
+    if db_url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg2://" + db_url.split("://", 1)[1]
+    return db_url
+
+
 def student_ids(submitted: Path) -> list[str]:
     return sorted(p.name for p in submitted.iterdir() if p.is_dir() and not p.name.startswith("."))
 
@@ -138,7 +148,7 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
         raise FileNotFoundError(f"no submissions folder {submitted} (expected <student>/{ASSIGNMENT}/{NOTEBOOK}.ipynb)")
     out.mkdir(parents=True, exist_ok=True)
     sandbox.hide_also(submitted, out)  # no submission's process sees the others, the gradebook or the reports
-    db_url = db_url or f"sqlite:///{out / 'gradebook.db'}"
+    db_url = gradebook_url(db_url, out)
     # nbgrader runs `alembic` to create the gradebook: make the venv's scripts findable.
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     os.environ.setdefault("OMP_NUM_THREADS", "1")

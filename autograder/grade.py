@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -32,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
+from tqdm.auto import tqdm
 
 from . import checks, sandbox
 from .extract import SOURCE, extract_cells
@@ -140,8 +142,33 @@ def _grade_table(db_url: str, students: list[str]) -> tuple[list[str], list[dict
     return ["student_id", *grade_ids, "total", "max_total"], rows
 
 
+def fingerprint(folder: Path) -> str:
+    """sha256 of a submission folder (names and contents) and of the grader itself."""
+    digest = hashlib.sha256()
+    grader = [SOURCE, *sorted(Path(__file__).parent.glob("*.py"))]
+    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    for path in [*grader, *files]:
+        digest.update(str(path.relative_to(folder) if path in files else path.name).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _read_state(path: Path, expected: str) -> dict | None:
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return state if state.get("fingerprint") == expected else None
+
+
+def _write_state(path: Path, fingerprint_: str, hidden: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"fingerprint": fingerprint_, "hidden": hidden}))
+    os.replace(tmp, path)
+
+
 def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | None = None,
-          seed: int | None = None, limit: int | None = None, log=print) -> dict:
+          seed: int | None = None, limit: int | None = None, log=print, progress: bool = False) -> dict:
     """Grade every ``submitted/<student>/10_ar/`` into ``out``. Returns a summary dict."""
     submitted, out = Path(submitted).resolve(), Path(out).resolve()
     if not submitted.is_dir():
@@ -173,35 +200,46 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
         timings[student] = time.perf_counter() - t0
         return res
 
+    # Resumable and idempotent: a student whose submission (and the grader) did not change since
+    # their grade was committed is not graded again; one killed half way is graded from scratch.
+    state = out / "state"
+    state.mkdir(exist_ok=True)
+    prints = {s: fingerprint(submitted / s) for s in students}
+    finished = {s: _read_state(state / f"{s}.json", prints[s]) for s in students}
+    todo = [s for s in students if finished[s] is None]
+    if len(todo) < len(students):
+        log(f"{len(students) - len(todo)} submission(s) unchanged since they were graded: kept")
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
-    futures = {s: pool.submit(hidden, s) for s in students}
+    futures = {s: pool.submit(hidden, s) for s in todo}
     problems: dict[str, list[str]] = {s: [] for s in students}
     autograde_seconds = {}
-    for student in students:
+    hidden_summary = {s: finished[s]["hidden"] for s in students if finished[s] is not None}
+    for student in tqdm(todo, desc="grading", unit="submission", disable=not progress):
         t0 = time.perf_counter()
         res = api.autograde(ASSIGNMENT, student, force=True, create=True)
         autograde_seconds[student] = time.perf_counter() - t0
         if not res["success"]:
             problems[student].append("nbgrader autograde failed: " + (res.get("error") or "")[-500:])
-        log(f"autograded {student} in {autograde_seconds[student]:.0f} s")
-    hidden_results = {}
-    for student in students:
         try:
-            hidden_results[student] = futures[student].result()
+            results = futures[student].result()
         except Exception as err:  # fail-safe: never crash, score 0 with the reason
-            hidden_results[student] = {gid: checks.failed_result(gid, f"the hidden checks could not run: {err}")
-                                       for gid in checks.HIDDEN_IDS}
-        log(f"hidden checks of {student}: {sum(r.score for r in hidden_results[student].values()):g} points "
-            f"in {timings.get(student, 0):.0f} s")
-    pool.shutdown()
-    for student in students:
-        why = _write_scores(db_url, student, hidden_results[student])
+            results = {gid: checks.failed_result(gid, f"the hidden checks could not run: {err}")
+                       for gid in checks.HIDDEN_IDS}
+        log(f"{student}: autograded in {autograde_seconds[student]:.0f} s; hidden checks "
+            f"{sum(r.score for r in results.values()):g} points in {timings.get(student, 0):.0f} s")
+        why = _write_scores(db_url, student, results)
         if why:
             problems[student].append(why)
-        _annotate(out / "autograded" / student / ASSIGNMENT / f"{NOTEBOOK}.ipynb", hidden_results[student])
+        _annotate(out / "autograded" / student / ASSIGNMENT / f"{NOTEBOOK}.ipynb", results)
         res = api.generate_feedback(ASSIGNMENT, student, force=True)
         if not res["success"]:
             problems[student].append("nbgrader generate_feedback failed")
+        hidden_summary[student] = {gid: {"score": r.score, "max": r.max_points, "report": r.report(),
+                                         **({"bits_per_dim": r.bits_per_dim} if hasattr(r, "bits_per_dim") else {})}
+                                   for gid, r in results.items()}
+        # Written last and atomically: it marks this student's grade as committed.
+        _write_state(state / f"{student}.json", prints[student], hidden_summary[student])
+    pool.shutdown()
     header, rows = _grade_table(db_url, students)
     with open(out / "grades.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=header)
@@ -210,9 +248,7 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
     summary = {"students": students, "rows": rows, "header": header, "problems": problems,
                "autograde_seconds": autograde_seconds, "hidden_seconds": timings,
                "seconds": time.perf_counter() - began, "feedback": str(out / "feedback"),
-               "hidden": {s: {gid: {"score": r.score, "max": r.max_points, "report": r.report(),
-                                    **({"bits_per_dim": r.bits_per_dim} if hasattr(r, "bits_per_dim") else {})}
-                              for gid, r in hidden_results[s].items()} for s in students}}
+               "hidden": {s: hidden_summary[s] for s in students}, "graded_now": todo}
     (out / "hidden.json").write_text(json.dumps(summary["hidden"], indent=1))
     return summary
 
@@ -237,7 +273,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="fix the probes' seed (default: secret, random)")
     parser.add_argument("--limit", type=int, default=None, help="test digits for bits/dim (default: all 1,000)")
     args = parser.parse_args(argv)
-    summary = grade(args.submitted, args.out, jobs=args.jobs, db_url=args.db, seed=args.seed, limit=args.limit)
+    summary = grade(args.submitted, args.out, jobs=args.jobs, db_url=args.db, seed=args.seed, limit=args.limit,
+                    progress=True)
     print_table(summary)
     for student, items in summary["problems"].items():
         for item in items:

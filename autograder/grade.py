@@ -35,7 +35,7 @@ from pathlib import Path
 import nbformat
 from tqdm.auto import tqdm
 
-from . import checks, sandbox
+from . import checks, jail, sandbox
 from .extract import SOURCE, extract_cells
 
 ASSIGNMENT, NOTEBOOK = "10_ar", "pixelcnn"
@@ -57,6 +57,10 @@ def _nbgrader_api(out: Path, db_url: str):
     cd.max_file_size = 100_000  # kB: weights files are copied into autograded/ (the grader limits them itself)
     config.Execute.timeout = 180  # loading weights and the visible tests; training is skipped under autograding
     config.Execute.startup_timeout = 120
+    if jail.jail_available():  # the student's notebook runs in the jail too, not with the grader's rights
+        from .jailed_kernel import JailedKernelManager
+
+        config.Execute.kernel_manager_class = JailedKernelManager
     return NbGraderAPI(CourseDirectory(config=config), config=config)
 
 

@@ -142,9 +142,8 @@ class Jail:
         """The working folder as the jailed command sees it."""
         return JAIL_WORKDIR if self.jailed else str(self.work)
 
-    def start(self, argv: list[str], collect: list[str] = (), **popen) -> subprocess.Popen:
-        if self.process is not None:
-            raise RuntimeError("a jail runs one command; make a new Jail for another")
+    def command(self, argv: list[str], collect: list[str] = ()) -> tuple[list[str], str, dict, object]:
+        """``(command, cwd, env, preexec_fn)`` that run ``argv`` in this jail (for Popen or a kernel launcher)."""
         if self.jailed:
             spec = self.staging / "spec.json"
             spec.write_text(json.dumps({
@@ -153,11 +152,15 @@ class Jail:
                 "reach": reachable_paths()}))
             command = ["unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc",
                        sys.executable, "-I", str(INIT), str(spec)]
-            cwd, env, preexec = str(self.staging), {"PATH": self.env["PATH"]}, None
-        else:
-            command, cwd, env = argv, str(self.work), dict(self.env, HOME=str(self.work), TMPDIR=str(self.work))
-            limits = self.limits
-            preexec = lambda: _set_limits(limits)  # noqa: E731
+            return command, str(self.staging), {"PATH": self.env["PATH"]}, None
+        limits = self.limits
+        return argv, str(self.work), dict(self.env, HOME=str(self.work), TMPDIR=str(self.work)), \
+            (lambda: _set_limits(limits))
+
+    def start(self, argv: list[str], collect: list[str] = (), **popen) -> subprocess.Popen:
+        if self.process is not None:
+            raise RuntimeError("a jail runs one command; make a new Jail for another")
+        command, cwd, env, preexec = self.command(argv, collect)
         self.started = time.monotonic()
         self.process = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True, preexec_fn=preexec, **popen)
         return self.process

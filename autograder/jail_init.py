@@ -15,6 +15,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import socket
 import struct
 import sys
@@ -134,6 +135,7 @@ def main():
             os.write(2, f"jail: could not start {spec['argv'][0]}: {err}\n".encode())
         os._exit(127)
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a kernel's interrupts are for the command, not for us
     status = 0
     while True:  # PID 1 reaps every orphan; stop when the command itself has ended
         try:

@@ -1,0 +1,77 @@
+"""A Jupyter kernel manager that starts the kernel in the jail (for nbgrader's autograde).
+
+nbgrader executes a submission's notebook in a Jupyter kernel: that is the student's code, so
+the kernel runs in :mod:`autograder.jail` (no network, its own uid, the grader's files hidden,
+limits). The kernel talks to nbgrader over Unix sockets (ZeroMQ ``ipc`` transport) in a folder
+under ``/dev/shm`` that both sides see, since the jail has no network, not even the host's
+loopback. The files of the submission's folder (its weights) are copied into the jail's
+working folder, where the notebook runs. Used only where :func:`autograder.jail.jail_available`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+
+from jupyter_client.manager import AsyncKernelManager
+
+from . import sandbox
+from .jail import Jail, Limits
+
+KERNEL_LIMITS = Limits(wall_seconds=1800)  # nbgrader's per-cell timeout ends a hang long before
+MAX_FILE_BYTES = 50 * 2**20  # files of the submission's folder copied into the jail
+_SLOTS = itertools.count(2000)  # jailed uids distinct from the hidden checks' (sandbox.py)
+
+
+class JailedKernelManager(AsyncKernelManager):
+    """An AsyncKernelManager whose kernel process runs in a fresh jail."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        self._ipc_dir = tempfile.mkdtemp(prefix="arflow-kernel-", dir=base)
+        os.chmod(self._ipc_dir, 0o777)  # the jailed kernel, under its own uid, creates its sockets here
+        self.transport = "ipc"
+        self.ip = os.path.join(self._ipc_dir, "kernel")
+        self._jail: Jail | None = None
+
+    def format_kernel_cmd(self, extra_arguments=None) -> list[str]:
+        cmd = super().format_kernel_cmd(extra_arguments)
+        connection = Path(cmd[cmd.index("-f") + 1])
+        cwd = Path(self._launch_args.get("cwd") or os.getcwd())
+        files = {p.name: p for p in sorted(cwd.iterdir())
+                 if p.is_file() and not p.is_symlink() and p.stat().st_size <= MAX_FILE_BYTES}
+        files["kernel.json"] = connection.read_bytes()
+        env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "ARFLOW_DEVICE": "cpu",
+               "MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYTHONDONTWRITEBYTECODE": "1",
+               "NBGRADER_EXECUTION": os.environ.get("NBGRADER_EXECUTION", "autograde")}
+        self._jail = Jail(files, limits=KERNEL_LIMITS, hide=sandbox.hidden_paths(), slot=next(_SLOTS) % 4000,
+                          env=env)
+        argv = [*cmd[: cmd.index("-f")], "-f", "kernel.json", *cmd[cmd.index("-f") + 2:]]
+        command, _, _, _ = self._jail.command(argv)
+        return command
+
+    def _kill_jail(self) -> None:
+        process = getattr(self.provisioner, "process", None) if self.provisioner else None
+        if process is not None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)  # unshare leads the group; its PID namespace dies with it
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    async def _async_shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
+        try:
+            await super()._async_shutdown_kernel(now=now, restart=restart)
+        finally:
+            self._kill_jail()
+            if self._jail is not None:
+                self._jail.close()
+                self._jail = None
+            if not restart:
+                shutil.rmtree(self._ipc_dir, ignore_errors=True)
+
+    shutdown_kernel = _async_shutdown_kernel

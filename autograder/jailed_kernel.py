@@ -52,6 +52,8 @@ class JailedKernelManager(AsyncKernelManager):
         self._jail = Jail(files, limits=KERNEL_LIMITS, hide=sandbox.hidden_paths(), slot=next(_SLOTS) % 4000,
                           env=env)
         argv = [*cmd[: cmd.index("-f")], "-f", "kernel.json", *cmd[cmd.index("-f") + 2:]]
+        # The kernel's own banner and logs would flood the grader's terminal; cell output goes over ZeroMQ.
+        argv = ["/bin/sh", "-c", 'exec "$@" >/dev/null 2>&1', "kernel", *argv]
         command, _, _, _ = self._jail.command(argv)
         return command
 

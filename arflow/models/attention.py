@@ -77,7 +77,8 @@ class MaskedSelfAttention(nn.Module):
     def context(self) -> int:
         return self.mask.shape[-1]
 
-    def forward(self, x: torch.Tensor, return_attention: bool = False):
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, T, C) -> queries, keys, values, each (B, H, T, D), after checking the shape and the context."""
         if x.ndim != 3:
             raise ValueError(f"x must have shape (B, T, C), got {tuple(x.shape)}")
         B, T, C = x.shape
@@ -85,7 +86,11 @@ class MaskedSelfAttention(nn.Module):
             raise ValueError(f"sequence of length {T} is longer than the context of {self.context} positions")
         q, k, v = self.qkv(x).split(C, dim=2)
         # (B, T, C) -> (B, H, T, D): each head works on its own D channels.
-        q, k, v = (t.view(B, T, self.n_heads, self.d_head).transpose(1, 2) for t in (q, k, v))
+        return tuple(t.view(B, T, self.n_heads, self.d_head).transpose(1, 2) for t in (q, k, v))
+
+    def forward(self, x: torch.Tensor, return_attention: bool = False):
+        q, k, v = self.project(x)
+        B, T, C = x.shape
         scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_head)  # (B, H, T, T)
         scores = scores.masked_fill(~self.mask[:, :T, :T], float("-inf"))
         weights = F.softmax(scores, dim=-1)  # exp(-inf) = 0: forbidden keys get weight 0

@@ -164,15 +164,10 @@ class StridedSelfAttention(MaskedSelfAttention):
     def forward(self, x: torch.Tensor, return_attention: bool = False):
         if return_attention:
             return super().forward(x, return_attention=True)
-        if x.ndim != 3:
-            raise ValueError(f"x must have shape (B, T, C), got {tuple(x.shape)}")
+        q, k, v = self.project(x)  # each (B, H, T, D)
         B, T, C = x.shape
-        if T > self.context:
-            raise ValueError(f"sequence of length {T} is longer than the context of {self.context} positions")
-        q, k, v = self.qkv(x).split(C, dim=2)
         H, D, half = self.n_heads, self.d_head, self.n_heads // 2
-        # (B, T, C) -> (B * heads, T, D) for each half of the heads.
-        q, k, v = (t.view(B, T, H, D).transpose(1, 2) for t in (q, k, v))
+        # (B, H, T, D) -> (B * heads, T, D) for each half of the heads.
 
         def heads(t: torch.Tensor, part: slice) -> torch.Tensor:
             return t[:, part].reshape(-1, T, D)

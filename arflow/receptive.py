@@ -45,3 +45,21 @@ def pixel_field(model: torch.nn.Module, image_size: tuple[int, int], pixel: tupl
     model = copy.deepcopy(model).double()  # the caller's model keeps its dtype
     field = gradient_field(model, (1, in_channels, H, W), (0, slice(None), i, j))
     return field[0].any(dim=0)
+
+
+def sequence_support(fn: Callable[[torch.Tensor], torch.Tensor], h: torch.Tensor) -> torch.Tensor:
+    """(T, T) boolean: entry [t, s] is True where output position t of ``fn(h)`` depends on input position s.
+
+    ``h`` is (1, T, C) (for example token embeddings); ``fn(h)`` is (1, T, ...). Found by gradients,
+    one output position at a time: a causal model gives a lower-triangular support.
+    """
+    if h.ndim != 3 or h.shape[0] != 1:
+        raise ValueError(f"h must have shape (1, T, C), got {tuple(h.shape)}")
+    h = h.detach().requires_grad_(True)
+    out = fn(h)
+    T = h.shape[1]
+    support = torch.zeros(T, T, dtype=torch.bool)
+    for t in range(T):
+        (grad,) = torch.autograd.grad(out[0, t].sum(), h, retain_graph=True)
+        support[t] = grad[0].abs().sum(-1) > 0
+    return support

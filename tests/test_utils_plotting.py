@@ -82,3 +82,10 @@ def test_plotting_helpers_return_titled_figures():
         plotting.image_grid(torch.rand(2, 2, 4, 4))
     with pytest.raises(ValueError, match="2-D"):
         plotting.show_mask(np.ones((1, 3, 3)))
+
+
+def test_sequence_support_of_a_cumulative_sum_is_lower_triangular():
+    support = receptive.sequence_support(lambda h: h.cumsum(dim=1), torch.rand(1, 5, 3))
+    assert torch.equal(support, torch.tril(torch.ones(5, 5, dtype=torch.bool)))
+    with pytest.raises(ValueError, match=r"\(1, T, C\)"):
+        receptive.sequence_support(lambda h: h, torch.rand(2, 5, 3))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from . import reference
-from .sandbox import Box, BoxError, StudentError
+from .sandbox import Box, BoxError, BoxStartError, StudentError
 
 #: Calibrated with ``python -m autograder calibrate`` (reference + 10 %); see autograder/README.md.
 REFERENCE_BPD = 1.2356  # measured: 600 steps, seed 0, embedded test split (1,000 digits)
@@ -30,6 +31,7 @@ LN2 = math.log(2.0)
 # At random initialisation a real dependence through five layers can be as small as 1e-7, while a
 # masked path contributes exact zeros (a masked weight multiplies by 0.0): any change counts.
 DEP_TOL = 1e-10
+VISIBLE_KIND = "visible tests, judged again by the grader outside your notebook"
 
 
 @dataclass
@@ -47,6 +49,7 @@ class CheckResult:
     subchecks: list[SubCheck] = field(default_factory=list)
     error: str = ""  # why the whole check could not run (then every sub-check scores 0)
     info: str = ""  # a measurement worth showing even when everything passed
+    kind: str = "hidden tests, run by the grader"
 
     @property
     def max_points(self) -> float:
@@ -61,7 +64,7 @@ class CheckResult:
         return bool(passed)
 
     def report(self) -> str:
-        lines = [f"{self.title}: {self.score:g} / {self.max_points:g} points (hidden tests, run by the grader)"]
+        lines = [f"{self.title}: {self.score:g} / {self.max_points:g} points ({self.kind})"]
         for s in self.subchecks:
             mark = "PASS" if s.passed else "FAIL"
             lines.append(f"  [{mark}] {s.name} ({s.points:g} pt)" + (f": {s.message}" if s.message and not s.passed
@@ -93,13 +96,24 @@ HIDDEN_IDS = tuple(PLAN)
 
 
 def max_points(grade_id: str) -> float:
-    return float(sum(points for _, points in PLAN[grade_id][1]))
+    return float(sum(points for _, points in _plan(grade_id)[1]))
+
+
+def _plan(grade_id: str) -> tuple[str, list[tuple[str, float]]]:
+    if grade_id in PLAN:
+        return PLAN[grade_id]
+    from .visible import VISIBLE
+
+    title, points, what = VISIBLE[grade_id]
+    return title, [(what, points)]
 
 
 def failed_result(grade_id: str, reason: str) -> CheckResult:
     """Zero points on every sub-check, with the reason (the fail-safe when a check cannot run)."""
-    title, parts = PLAN[grade_id]
+    title, parts = _plan(grade_id)
     result = CheckResult(grade_id, title, error=reason)
+    if grade_id not in PLAN:
+        result.kind = VISIBLE_KIND
     for name, points in parts:
         result.add(name, points, False, reason)
     return result
@@ -490,50 +504,102 @@ CHECKS = {"hidden_masked_conv": check_masked_conv, "hidden_pixelcnn": check_pixe
           "hidden_loss_fn": check_loss_fn, "hidden_generate": check_generate}
 
 
-def run_hidden_checks(cells: list[dict], weights: str | Path | None, seed: int | None = None,
-                      limit: int | None = None, timeout: float = 120.0) -> dict[str, CheckResult]:
-    """Run every hidden check against one submission's cells (and weights). Never raises."""
+def all_ids() -> tuple[str, ...]:
+    """Every grade cell the grader scores: the visible tests' and the hidden ones'."""
+    from .visible import VISIBLE_IDS
+
+    return (*VISIBLE_IDS, *HIDDEN_IDS)
+
+
+def run_checks(cells: list[dict], weights: str | Path | None, seed: int | None = None,
+               limit: int | None = None, timeout: float = 120.0, total_timeout: float = 900.0,
+               visible: bool = True) -> dict[str, CheckResult]:
+    """Run every check (the visible tests' verdicts too, unless ``visible=False``) against one
+    submission's cells and weights, in one black box. Never raises: what cannot run scores 0 with the reason.
+
+    ``timeout`` bounds each probe, ``total_timeout`` the whole box (restarts included).
+    """
+    from . import visible as visible_checks
+
+    ids = all_ids() if visible else HIDDEN_IDS
+    plan = {**(visible_checks.CHECKS if visible else {}), **CHECKS}
     results: dict[str, CheckResult] = {}
     files, load_error = {}, ""
     if weights is None or not Path(weights).is_file():
         load_error = "pixelcnn.pth was not submitted"
     elif Path(weights).stat().st_size > MAX_WEIGHTS_BYTES:
-        load_error = f"pixelcnn.pth is larger than {MAX_WEIGHTS_BYTES // 2**20} MB"
+        load_error = f"pixelcnn.pth is larger than {MAX_WEIGHTS_BYTES // 2**20} MB: not loaded"
     else:
         files["pixelcnn.pth"] = weights
+    deadline = time.monotonic() + total_timeout
+
+    running = list(cells)
+    left_out: list[str] = []
+
+    def start() -> Box:
+        # A cell that kills the process (os._exit, a signal, a hang) while it is defined is left
+        # out, so that the other cells still earn their points.
+        while True:
+            try:
+                return Box(running, files, timeout=timeout, total_timeout=max(deadline - time.monotonic(), 1.0))
+            except BoxStartError as err:
+                names = [c["name"] for c in running]
+                if err.cell not in names or err.cell in ("prelude", "setup") or time.monotonic() > deadline:
+                    raise
+                running.remove(next(c for c in running if c["name"] == err.cell))
+                left_out.append(f"the cell defining {err.cell} stopped the process when it ran ({err}); "
+                                "it was left out")
+
     try:
-        box = Box(cells, files, timeout=timeout)
+        box = start()
     except Exception as err:  # fail-safe: nothing could run, everything scores 0 with the reason
         reason = f"the submission's code could not be started ({err})"
-        return {gid: failed_result(gid, reason) for gid in HIDDEN_IDS}
+        return {gid: failed_result(gid, reason) for gid in ids}
     try:
-        for gid, check in CHECKS.items():
+        for n, (gid, check) in enumerate(plan.items()):
             try:
-                results[gid] = check(box, seed=None if seed is None else seed + len(results))
+                results[gid] = check(box, seed=None if seed is None else seed + n)
             except (BoxError, Exception) as err:
                 detail = str(err) if isinstance(err, (BoxError, StudentError)) else \
                     f"internal error {type(err).__name__}: {err}"
                 if not isinstance(err, (BoxError, StudentError)):
                     traceback.print_exc()
                 results[gid] = failed_result(gid, detail)
-                if isinstance(err, BoxError) and box.process.poll() is not None:
+                if isinstance(err, BoxError):  # a dead or hung box: the next check gets a fresh one
                     box.close()
-                    box = Box(cells, files, timeout=timeout)
-        if not load_error:
+                    try:
+                        box = start()
+                    except Exception as again:
+                        box = None
+                        for rest in ids:
+                            results.setdefault(rest, failed_result(rest, f"the submission's process could not be "
+                                                                         f"restarted ({again})"))
+                        break
+        if box is not None:
+            if not load_error:
+                try:
+                    box.call({"op": "net_load", "id": "trained", "path": "pixelcnn.pth"})
+                except StudentError as err:
+                    load_error = f"pixelcnn.pth could not be loaded into PixelCNN(): {err}"
             try:
-                box.call({"op": "net_load", "id": "trained", "path": "pixelcnn.pth"})
-            except StudentError as err:
-                load_error = f"pixelcnn.pth could not be loaded into PixelCNN(): {err}"
-        try:
-            results["hidden_trained_model"] = (failed_result("hidden_trained_model", load_error) if load_error
-                                               else check_trained_model(box, True, seed=seed, limit=limit))
-        except (BoxError, StudentError) as err:
-            results["hidden_trained_model"] = failed_result("hidden_trained_model", str(err))
+                results["hidden_trained_model"] = (failed_result("hidden_trained_model", load_error) if load_error
+                                                   else check_trained_model(box, True, seed=seed, limit=limit))
+            except (BoxError, StudentError) as err:
+                results["hidden_trained_model"] = failed_result("hidden_trained_model", str(err))
     except Exception as err:
-        for gid in HIDDEN_IDS:
-            results.setdefault(gid, failed_result(gid, f"the hidden checks stopped: {err}"))
+        for gid in ids:
+            results.setdefault(gid, failed_result(gid, f"the checks stopped: {err}"))
     finally:
-        box.close()
-    for gid in HIDDEN_IDS:
+        if box is not None:
+            box.close()
+    for gid in ids:
         results.setdefault(gid, failed_result(gid, "not run"))
-    return results
+        if left_out and not results[gid].error:
+            results[gid].error = "; ".join(left_out)
+    return {gid: results[gid] for gid in ids}
+
+
+def run_hidden_checks(cells: list[dict], weights: str | Path | None, seed: int | None = None,
+                      limit: int | None = None, timeout: float = 120.0) -> dict[str, CheckResult]:
+    """The hidden checks only (see :func:`run_checks`)."""
+    return run_checks(cells, weights, seed=seed, limit=limit, timeout=timeout, visible=False)

@@ -1,4 +1,4 @@
-"""Grade every submission: nbgrader autograde, the hidden checks, the gradebook, grades.csv, feedback.
+"""Grade every submission: nbgrader autograde, the grader's checks, the gradebook, grades.csv, feedback.
 
 ``python -m autograder grade --submitted DIR --out DIR [--jobs N] [--db URL] [--limit N]``
 
@@ -6,17 +6,19 @@ Layout of OUT (an nbgrader course directory of its own)::
 
     OUT/source/10_ar/pixelcnn.ipynb            the source notebook (copied from solutions/)
     OUT/release/10_ar/pixelcnn.ipynb           regenerated here (registers the assignment in the gradebook)
-    OUT/submitted/<student>/10_ar/...          a copy of the submissions
-    OUT/autograded/<student>/10_ar/...         nbgrader autograde's output (+ the hidden checks' reports)
+    OUT/autograded/<student>/10_ar/...         the executed notebook, each grade cell's verdict under it
     OUT/feedback/<student>/10_ar/pixelcnn.html feedback to return to each student
     OUT/gradebook.db                           nbgrader's gradebook (unless --db points elsewhere)
     OUT/grades.csv                             one row per student
-    OUT/hidden.json                            the hidden checks' results, with reasons
+    OUT/hidden.json                            every check's result, with reasons
+    OUT/summary.md, OUT/summary.png            for the instructor: scores per part, failures by reason, who needs a look
+    OUT/state/<student>.json                   marks a committed grade (resuming skips it)
+    OUT/work/                                  the workers' private course folders (removed when committed)
 
-nbgrader runs the notebook (visible tests and placeholder cells for the hidden ones); the
-hidden checks run in a separate black-box process per submission (see ``checks.py``) and
-their points are then written into the gradebook for the placeholder cells, whatever the
-placeholder cells did in the student's kernel.
+Each submission is graded by a worker process of its own (``autograder/worker.py``), ``--jobs``
+of them at once, each in a private course folder with a private gradebook; this process is the
+only writer of the class gradebook and commits one finished student at a time. Every score,
+visible and hidden, is decided outside the student's kernel (``checks.py``, ``visible.py``).
 """
 
 from __future__ import annotations
@@ -26,42 +28,28 @@ import csv
 import hashlib
 import json
 import os
+import queue
 import shutil
+import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+import warnings
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
 from tqdm.auto import tqdm
 
-from . import checks, jail, sandbox
-from .extract import SOURCE, extract_cells
+from . import jail, sandbox
+from .extract import SOURCE
+from .worker import ASSIGNMENT, NOTEBOOK, GradingLimits, nbgrader_api, write_scores
 
-ASSIGNMENT, NOTEBOOK = "10_ar", "pixelcnn"
-
-
-def _nbgrader_api(out: Path, db_url: str):
-    from nbgrader.apps import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
-    from traitlets.config import Config
-
-    config = Config()
-    cd = config.CourseDirectory
-    cd.root = str(out)
-    cd.course_id = "arflow"
-    cd.source_directory, cd.release_directory = "source", "release"
-    cd.submitted_directory, cd.autograded_directory, cd.feedback_directory = "submitted", "autograded", "feedback"
-    cd.db_url = db_url
-    cd.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
-    cd.max_file_size = 100_000  # kB: weights files are copied into autograded/ (the grader limits them itself)
-    config.Execute.timeout = 180  # loading weights and the visible tests; training is skipped under autograding
-    config.Execute.startup_timeout = 120
-    if jail.jail_available():  # the student's notebook runs in the jail too, not with the grader's rights
-        from .jailed_kernel import JailedKernelManager
-
-        config.Execute.kernel_manager_class = JailedKernelManager
-    return NbGraderAPI(CourseDirectory(config=config), config=config)
+REPO = Path(__file__).resolve().parent.parent
+#: the grade cells of each part of the assignment (for the summary's histograms)
+PARTS = {"MaskedConv2d": ("test_masked_conv", "hidden_masked_conv"), "PixelCNN": ("test_pixelcnn", "hidden_pixelcnn"),
+         "loss_fn": ("test_loss_fn", "hidden_loss_fn"), "generate": ("test_generate", "hidden_generate"),
+         "trained model": ("hidden_trained_model",)}
 
 
 def gradebook_url(db_url: str | None, out: Path) -> str:
@@ -76,49 +64,6 @@ def gradebook_url(db_url: str | None, out: Path) -> str:
 
 def student_ids(submitted: Path) -> list[str]:
     return sorted(p.name for p in submitted.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def hidden_for(submitted: Path, student: str, seed: int | None, limit: int | None) -> dict:
-    folder = submitted / student / ASSIGNMENT
-    cells, notes = extract_cells(folder / f"{NOTEBOOK}.ipynb", SOURCE)
-    if not any(c["name"] in ("masked_conv", "pixelcnn", "loss_fn", "generate") for c in cells):
-        reason = "; ".join(notes) or "no solution cell found"
-        results = {gid: checks.failed_result(gid, reason) for gid in checks.HIDDEN_IDS}
-    else:
-        results = checks.run_hidden_checks(cells, folder / f"{NOTEBOOK}.pth", seed=seed, limit=limit)
-    for result in results.values():
-        if notes and not result.error:
-            result.error = "; ".join(notes)
-    return results
-
-
-def _annotate(autograded_nb: Path, results: dict) -> None:
-    """Put each hidden check's report as the output of its placeholder cell (shown in the feedback)."""
-    if not autograded_nb.exists():
-        return
-    nb = nbformat.read(str(autograded_nb), as_version=4)
-    for cell in nb.cells:
-        gid = (cell.get("metadata", {}).get("nbgrader") or {}).get("grade_id")
-        if cell.cell_type == "code" and gid in results:
-            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=results[gid].report() + "\n")]
-    nbformat.write(nb, str(autograded_nb))
-
-
-def _write_scores(db_url: str, student: str, results: dict) -> str:
-    from nbgrader.api import Gradebook, MissingEntry
-
-    with Gradebook(db_url) as gb:
-        try:
-            gb.find_submission_notebook(NOTEBOOK, ASSIGNMENT, student)
-        except MissingEntry:
-            return "no autograded submission in the gradebook"
-        for gid, result in results.items():
-            grade = gb.find_grade(gid, NOTEBOOK, ASSIGNMENT, student)
-            grade.auto_score = result.score  # the verdict from outside the kernel, never the cell's own
-            grade.manual_score = None
-            grade.needs_manual_grade = False
-        gb.db.commit()
-    return ""
 
 
 def _grade_table(db_url: str, students: list[str]) -> tuple[list[str], list[dict]]:
@@ -165,44 +110,123 @@ def _read_state(path: Path, expected: str) -> dict | None:
     return state if state.get("fingerprint") == expected else None
 
 
-def _write_state(path: Path, fingerprint_: str, hidden: dict) -> None:
+def _write_state(path: Path, fingerprint_: str, result: dict) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"fingerprint": fingerprint_, "hidden": hidden}))
+    tmp.write_text(json.dumps({"fingerprint": fingerprint_, "result": result}))
     os.replace(tmp, path)
 
 
+def _prepare(out: Path, db_url: str) -> Path:
+    """Register the assignment in the class gradebook and build the workers' template course folder."""
+    (out / "source" / ASSIGNMENT).mkdir(parents=True, exist_ok=True)
+    shutil.copy(SOURCE, out / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
+    result = nbgrader_api(out, db_url).generate_assignment(ASSIGNMENT, force=True, create=True)
+    if not result["success"]:
+        raise RuntimeError("nbgrader generate_assignment failed:\n" + result.get("error", "") + result.get("log", ""))
+    template = out / "work" / "_template"
+    shutil.rmtree(template, ignore_errors=True)
+    (template / "source").mkdir(parents=True)
+    shutil.copytree(out / "source" / ASSIGNMENT, template / "source" / ASSIGNMENT)
+    result = nbgrader_api(template, f"sqlite:///{template / 'gradebook.db'}").generate_assignment(
+        ASSIGNMENT, force=True, create=True)
+    if not result["success"]:
+        raise RuntimeError("nbgrader generate_assignment failed for the template:\n" + result.get("error", ""))
+    return template
+
+
+def _worker_command(spec_path: Path, result_path: Path) -> list[str]:
+    argv = [sys.executable, "-m", "autograder.worker", str(spec_path), str(result_path)]
+    if jail.jail_available():
+        # The worker is the first process of a PID namespace of its own: when it ends (or is killed
+        # at its time limit) every process it started dies with it, jailed kernels and boxes included.
+        return ["unshare", "--pid", "--fork", "--kill-child", "--mount", "--mount-proc", *argv]
+    return argv
+
+
+def _run_worker(student: str, submission: Path, out: Path, template: Path, slot: int, seed: int | None,
+                limits: GradingLimits, hide: list[str]) -> dict:
+    """Grade one submission in a worker process; returns its result, or a failure to flag."""
+    root = out / "work" / student
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    for name in ("source", "release"):
+        shutil.copytree(template / name, root / name)
+    shutil.copy(template / "gradebook.db", root / "gradebook.db")
+    spec = {"student": student, "submission": str(submission), "root": str(root), "source": str(SOURCE),
+            "seed": seed, "limits": asdict(limits), "hide": hide}
+    (root / "spec.json").write_text(json.dumps(spec))
+    result_path = root / "result.json"
+    env = dict(os.environ, ARFLOW_JAIL_SLOT_BASE=str(100 * slot), OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
+    began = time.perf_counter()
+    with open(root / "worker.log", "wb") as log:
+        process = subprocess.Popen(_worker_command(root / "spec.json", result_path), cwd=REPO, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+        try:
+            process.wait(timeout=limits.submission_seconds)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            try:
+                os.killpg(process.pid, 9)  # and with the worker's PID namespace, all it started
+            except (ProcessLookupError, PermissionError):
+                pass
+            process.wait()
+    if result_path.is_file():
+        return json.loads(result_path.read_text())
+    tail = (root / "worker.log").read_bytes()[-800:].decode(errors="replace")
+    why = (f"grading stopped at the {limits.submission_seconds:.0f} s limit per submission"
+           if time.perf_counter() - began >= limits.submission_seconds - 1 else
+           f"the grading worker failed (exit status {process.returncode}): ...{tail}")
+    return {"student": student, "failed": why}
+
+
+def _commit(out: Path, db_url: str, result: dict) -> None:
+    """Copy a worker's feedback and autograded notebook into OUT and its scores into the class gradebook."""
+    from nbgrader.api import Gradebook
+    from sqlalchemy.exc import SAWarning
+
+    student = result["student"]
+    for kind, path in (("autograded", result.get("autograded")), ("feedback", result.get("feedback"))):
+        target = out / kind / student / ASSIGNMENT
+        shutil.rmtree(target, ignore_errors=True)
+        if path and Path(path).exists():
+            shutil.copytree(Path(path).parent, target)
+    with Gradebook(db_url) as gb, warnings.catch_warnings():
+        # nbgrader's add_submission triggers a harmless SQLAlchemy autoflush warning.
+        warnings.simplefilter("ignore", SAWarning)
+        gb.update_or_create_student(student)
+        gb.update_or_create_submission(ASSIGNMENT, student)
+    if not write_scores(db_url, student, result["scores"]):
+        raise RuntimeError(f"the gradebook has no submission of {student} after creating it")
+
+
 def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | None = None,
-          seed: int | None = None, limit: int | None = None, log=print, progress: bool = False) -> dict:
-    """Grade every ``submitted/<student>/10_ar/`` into ``out``. Returns a summary dict."""
+          seed: int | None = None, limit: int | None = None, log=print, progress: bool = False,
+          limits: GradingLimits | None = None) -> dict:
+    """Grade every ``submitted/<student>/10_ar/`` into ``out`` with ``jobs`` workers. Returns a summary dict.
+
+    The grades do not depend on ``jobs``: each submission is graded alone, in a worker of its own.
+    """
+    from .summary import write_summary
+
     submitted, out = Path(submitted).resolve(), Path(out).resolve()
     if not submitted.is_dir():
         raise FileNotFoundError(f"no submissions folder {submitted} (expected <student>/{ASSIGNMENT}/{NOTEBOOK}.ipynb)")
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    limits = limits or GradingLimits()
+    if limit is not None:
+        limits = GradingLimits(**{**asdict(limits), "bpd_limit": limit})
     out.mkdir(parents=True, exist_ok=True)
-    sandbox.hide_also(submitted, out)  # no submission's process sees the others, the gradebook or the reports
+    hide = [str(submitted), str(out)]
+    sandbox.hide_also(*hide)  # no submission's process sees the others, the gradebook or the reports
     db_url = gradebook_url(db_url, out)
     # nbgrader runs `alembic` to create the gradebook: make the venv's scripts findable.
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     began = time.perf_counter()
-    (out / "source" / ASSIGNMENT).mkdir(parents=True, exist_ok=True)
-    shutil.copy(SOURCE, out / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
-    if (out / "submitted").resolve() != submitted:
-        shutil.rmtree(out / "submitted", ignore_errors=True)
-        shutil.copytree(submitted, out / "submitted")
+    template = _prepare(out, db_url)
     students = student_ids(submitted)
-    api = _nbgrader_api(out, db_url)
-    result = api.generate_assignment(ASSIGNMENT, force=True, create=True)
-    if not result["success"]:
-        raise RuntimeError("nbgrader generate_assignment failed:\n" + result.get("error", "") + result.get("log", ""))
-
-    # The hidden checks run in their own processes, in parallel with nbgrader's autograde.
-    timings: dict[str, float] = {}
-
-    def hidden(student):
-        t0 = time.perf_counter()
-        res = hidden_for(submitted, student, seed, limit)
-        timings[student] = time.perf_counter() - t0
-        return res
 
     # Resumable and idempotent: a student whose submission (and the grader) did not change since
     # their grade was committed is not graded again; one killed half way is graded from scratch.
@@ -213,49 +237,59 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
     todo = [s for s in students if finished[s] is None]
     if len(todo) < len(students):
         log(f"{len(students) - len(todo)} submission(s) unchanged since they were graded: kept")
-    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
-    futures = {s: pool.submit(hidden, s) for s in todo}
+    results = {s: finished[s]["result"] for s in students if finished[s] is not None and "result" in finished[s]}
     problems: dict[str, list[str]] = {s: [] for s in students}
-    autograde_seconds = {}
-    hidden_summary = {s: finished[s]["hidden"] for s in students if finished[s] is not None}
-    for student in tqdm(todo, desc="grading", unit="submission", disable=not progress):
-        t0 = time.perf_counter()
-        res = api.autograde(ASSIGNMENT, student, force=True, create=True)
-        autograde_seconds[student] = time.perf_counter() - t0
-        if not res["success"]:
-            problems[student].append("nbgrader autograde failed: " + (res.get("error") or "")[-500:])
+    slots: queue.Queue[int] = queue.Queue()
+    for slot in range(jobs):
+        slots.put(slot)
+
+    def work(student: str) -> dict:
+        slot = slots.get()
         try:
-            results = futures[student].result()
-        except Exception as err:  # fail-safe: never crash, score 0 with the reason
-            results = {gid: checks.failed_result(gid, f"the hidden checks could not run: {err}")
-                       for gid in checks.HIDDEN_IDS}
-        log(f"{student}: autograded in {autograde_seconds[student]:.0f} s; hidden checks "
-            f"{sum(r.score for r in results.values()):g} points in {timings.get(student, 0):.0f} s")
-        why = _write_scores(db_url, student, results)
-        if why:
-            problems[student].append(why)
-        _annotate(out / "autograded" / student / ASSIGNMENT / f"{NOTEBOOK}.ipynb", results)
-        res = api.generate_feedback(ASSIGNMENT, student, force=True)
-        if not res["success"]:
-            problems[student].append("nbgrader generate_feedback failed")
-        hidden_summary[student] = {gid: {"score": r.score, "max": r.max_points, "report": r.report(),
-                                         **({"bits_per_dim": r.bits_per_dim} if hasattr(r, "bits_per_dim") else {})}
-                                   for gid, r in results.items()}
-        # Written last and atomically: it marks this student's grade as committed.
-        _write_state(state / f"{student}.json", prints[student], hidden_summary[student])
-    pool.shutdown()
+            return _run_worker(student, submitted / student / ASSIGNMENT, out, template, slot, seed, limits, hide)
+        finally:
+            slots.put(slot)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(work, s): s for s in todo}
+        bar = tqdm(total=len(todo), desc="grading", unit="submission", disable=not progress)
+        for future in as_completed(futures):
+            student = futures[future]
+            bar.update(1)
+            try:
+                result = future.result()
+            except Exception as err:  # never lose a submission: it stays ungraded, flagged, and is retried next run
+                result = {"student": student, "failed": f"the grader failed: {type(err).__name__}: {err}"}
+            results[student] = result
+            if "failed" in result:
+                problems[student].append(result["failed"])
+                log(f"{student}: NOT GRADED ({result['failed'][:200]}); run the grader again to retry")
+                continue
+            _commit(out, db_url, result)
+            log(f"{student}: {sum(result['scores'].values()):g} points in {result['seconds']['total']:.0f} s")
+            # Written last and atomically: it marks this student's grade as committed.
+            _write_state(state / f"{student}.json", prints[student], result)
+            shutil.rmtree(out / "work" / student, ignore_errors=True)
+        bar.close()
     header, rows = _grade_table(db_url, students)
     with open(out / "grades.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=header)
         writer.writeheader()
         writer.writerows(rows)
+    hidden = {s: {gid: {"score": r["scores"][gid], "max": r["max"][gid], "report": r["reports"][gid],
+                        **({"bits_per_dim": r["bits_per_dim"]} if gid == "hidden_trained_model"
+                           and r.get("bits_per_dim") is not None else {})}
+                  for gid in r["scores"]}
+              for s, r in results.items() if "scores" in r}
+    for student, r in results.items():
+        problems[student] += [n for n in r.get("notes", []) if n not in problems[student]]
     summary = {"students": students, "rows": rows, "header": header, "problems": problems,
-               "autograde_seconds": autograde_seconds, "hidden_seconds": timings,
-               "seconds": time.perf_counter() - began, "feedback": str(out / "feedback"),
-               "hidden": {s: hidden_summary[s] for s in students}, "graded_now": todo}
-    (out / "hidden.json").write_text(json.dumps(summary["hidden"], indent=1))
+               "seconds": time.perf_counter() - began, "feedback": str(out / "feedback"), "hidden": hidden,
+               "graded_now": todo, "results": results,
+               "worker_seconds": {s: r["seconds"] for s, r in results.items() if "seconds" in r and s in todo}}
+    (out / "hidden.json").write_text(json.dumps(hidden, indent=1))
+    summary["summary"] = write_summary(out, summary)
     return summary
-
 
 def print_table(summary: dict, log=print) -> None:
     header = summary["header"]
@@ -272,7 +306,8 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--submitted", default="submitted")
     parser.add_argument("--out", default="graded")
-    parser.add_argument("--jobs", type=int, default=1, help="hidden checks of N submissions at once")
+    parser.add_argument("--jobs", type=int, default=1, help="submissions graded at once (one worker each; "
+                                                            "the grades do not depend on it)")
     parser.add_argument("--db", default=None, help="gradebook URL (default: sqlite:///OUT/gradebook.db)")
     parser.add_argument("--seed", type=int, default=None, help="fix the probes' seed (default: secret, random)")
     parser.add_argument("--limit", type=int, default=None, help="test digits for bits/dim (default: all 1,000)")
@@ -280,9 +315,7 @@ def main(argv=None) -> int:
     summary = grade(args.submitted, args.out, jobs=args.jobs, db_url=args.db, seed=args.seed, limit=args.limit,
                     progress=True)
     print_table(summary)
-    for student, items in summary["problems"].items():
-        for item in items:
-            print(f"  note {student}: {item}")
+    print(summary["summary"]["text"])
     print(f"grades: {Path(args.out) / 'grades.csv'}; feedback: {summary['feedback']}/<student>/{ASSIGNMENT}/; "
-          f"{summary['seconds']:.0f} s")
+          f"summary: {summary['summary']['markdown']} and {summary['summary']['figure']}; {summary['seconds']:.0f} s")
     return 0

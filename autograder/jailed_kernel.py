@@ -10,11 +10,11 @@ working folder, where the notebook runs. Used only where :func:`autograder.jail.
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import signal
 import tempfile
+import threading
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
@@ -22,16 +22,20 @@ from jupyter_client.manager import AsyncKernelManager
 from . import sandbox
 from .jail import Jail, Limits
 
-KERNEL_LIMITS = Limits(wall_seconds=1800)  # nbgrader's per-cell timeout ends a hang long before
+KERNEL_LIMITS = Limits(wall_seconds=900)  # the whole notebook; nbgrader's per-cell timeout ends one hang sooner
 MAX_FILE_BYTES = 50 * 2**20  # files of the submission's folder copied into the jail
-_SLOTS = itertools.count(2000)  # jailed uids distinct from the hidden checks' (sandbox.py)
 
 
 class JailedKernelManager(AsyncKernelManager):
     """An AsyncKernelManager whose kernel process runs in a fresh jail."""
 
+    #: what happened to this process's kernels, for the feedback (one grading worker = one submission)
+    events: list[str] = []
+    limits: Limits = KERNEL_LIMITS
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        self._timer: threading.Timer | None = None
         base = "/dev/shm" if os.path.isdir("/dev/shm") else None
         self._ipc_dir = tempfile.mkdtemp(prefix="arflow-kernel-", dir=base)
         os.chmod(self._ipc_dir, 0o777)  # the jailed kernel, under its own uid, creates its sockets here
@@ -49,13 +53,22 @@ class JailedKernelManager(AsyncKernelManager):
         env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "ARFLOW_DEVICE": "cpu",
                "MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYTHONDONTWRITEBYTECODE": "1",
                "NBGRADER_EXECUTION": os.environ.get("NBGRADER_EXECUTION", "autograde")}
-        self._jail = Jail(files, limits=KERNEL_LIMITS, hide=sandbox.hidden_paths(), slot=next(_SLOTS) % 4000,
+        self._jail = Jail(files, limits=self.limits, hide=sandbox.hidden_paths(), slot=sandbox.next_slot(2000),
                           env=env)
+        # The whole notebook's wall clock: a kernel still running then is killed with everything it started.
+        self._timer = threading.Timer(self.limits.wall_seconds, self._out_of_time)
+        self._timer.daemon = True
+        self._timer.start()
         argv = [*cmd[: cmd.index("-f")], "-f", "kernel.json", *cmd[cmd.index("-f") + 2:]]
         # The kernel's own banner and logs would flood the grader's terminal; cell output goes over ZeroMQ.
         argv = ["/bin/sh", "-c", 'exec "$@" >/dev/null 2>&1', "kernel", *argv]
         command, _, _, _ = self._jail.command(argv)
         return command
+
+    def _out_of_time(self) -> None:
+        JailedKernelManager.events.append(f"the notebook ran past its time limit ({self.limits.wall_seconds:.0f} s) "
+                                          "and its kernel was stopped")
+        self._kill_jail()
 
     def _kill_jail(self) -> None:
         process = getattr(self.provisioner, "process", None) if self.provisioner else None
@@ -69,6 +82,8 @@ class JailedKernelManager(AsyncKernelManager):
         try:
             await super()._async_shutdown_kernel(now=now, restart=restart)
         finally:
+            if self._timer is not None:
+                self._timer.cancel()
             self._kill_jail()
             if self._jail is not None:
                 self._jail.close()

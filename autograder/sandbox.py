@@ -15,6 +15,7 @@ import io
 import itertools
 import json
 import os
+import re
 import selectors
 import struct
 import subprocess
@@ -29,6 +30,13 @@ from .jail import Jail, Limits
 CHILD = Path(__file__).with_name("sandbox_child.py")
 MAX_REPLY_BYTES = 2 * 1024**3
 _SLOTS = itertools.count()  # a uid of its own for every jail that may run at the same time
+
+
+def next_slot(offset: int = 0) -> int:
+    """A jail slot (uid) for this process: concurrent grading workers get disjoint ranges of 100
+    (``ARFLOW_JAIL_SLOT_BASE``), each cycling within its own range."""
+    base = int(os.environ.get("ARFLOW_JAIL_SLOT_BASE", "0"))
+    return (offset + base + next(_SLOTS) % 100) % 4000
 _EXTRA_HIDDEN: set[str] = set()
 
 
@@ -62,7 +70,7 @@ class Box:
         # The jail (autograder/jail.py): no network, a uid of its own, the grader's files hidden,
         # memory, file-size and process limits; every process it starts dies with it.
         self.jail = Jail(files, limits=Limits(wall_seconds=total_timeout), hide=hidden_paths(),
-                         slot=next(_SLOTS) % 4000, env=env)
+                         slot=next_slot(), env=env)
         self.workdir = self.jail.work
         self.stderr_path = self.jail.staging / "stderr"
         self._stderr = open(self.stderr_path, "wb")
@@ -70,9 +78,23 @@ class Box:
                                        stdout=subprocess.PIPE, stderr=self._stderr)
         try:
             self.hello = self.request({"op": "hello"}, timeout=max(timeout, 120.0))[0]
+        except BoxError as err:
+            cell = self._running_cell()
+            self.close()
+            raise BoxStartError(str(err), cell) from None
         except BaseException:
             self.close()
             raise
+
+    def _running_cell(self) -> str | None:
+        """The cell the child was running when it stopped answering (from its progress lines)."""
+        try:
+            self._stderr.flush()
+            text = self.stderr_path.read_bytes()[-(1 << 20):].decode(errors="replace")
+        except OSError:
+            return None
+        found = re.findall(r"^\[arflow-box\] running cell (\w+)$", text, flags=re.M)
+        return found[-1] if found else None
 
     # ------------------------------------------------------------------ plumbing
     def _read(self, n: int, deadline: float) -> bytes:
@@ -171,6 +193,14 @@ class Box:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class BoxStartError(BoxError):
+    """The child never became ready; ``cell`` is the cell it was running (or None)."""
+
+    def __init__(self, message: str, cell: str | None):
+        super().__init__(message)
+        self.cell = cell
 
 
 class StudentError(RuntimeError):

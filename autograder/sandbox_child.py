@@ -89,6 +89,9 @@ def main():
     namespace = {"__name__": "__main__"}
     cell_errors = {}
     for cell in spec["cells"]:
+        # Tells the parent which cell was running if the process dies here (that cell is then left out).
+        sys.stderr.write(f"\n[arflow-box] running cell {cell['name']}\n")
+        sys.stderr.flush()
         try:
             exec(compile(cell["source"], f"<cell {cell['name']}>", "exec"), namespace)
         except BaseException as err:  # a broken cell costs only what depends on it

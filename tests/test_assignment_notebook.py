@@ -196,3 +196,18 @@ def test_visible_checks_move_warnings_and_stderr_to_stdout(capsys):
     captured = capsys.readouterr()
     assert captured.err == ""
     assert "a harmless warning" in captured.out and "progress..." in captured.out
+
+
+def test_hidden_placeholders_score_nothing_under_plain_nbgrader_autograde(source, monkeypatch):
+    """Plain `nbgrader autograde` cannot run the hidden checks: their placeholder cells must fail there
+    (0 points) instead of passing by doing nothing, and pass silently anywhere else."""
+    cells = [c for c in source.cells if nbgrader_meta(c).get("grade_id", "").startswith("hidden_")]
+    assert len(cells) == len(checks.HIDDEN_IDS)
+    for cell in cells:
+        monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+        exec(cell.source, {})  # at home: nothing happens
+        monkeypatch.setenv("NBGRADER_EXECUTION", "validate")
+        exec(cell.source, {})  # nbgrader validate: nothing happens
+        monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+        with pytest.raises(AssertionError, match="scored by the course's grader"):
+            exec(cell.source, {})

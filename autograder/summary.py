@@ -1,0 +1,110 @@
+"""The instructor's summary of a grading run: scores per part, failures grouped by reason, who needs a look.
+
+Written by ``autograder.grade`` as ``OUT/summary.md`` and ``OUT/summary.png`` (one histogram of
+the points per part of the assignment, and of the totals), and printed at the end of the run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+#: (category, pattern) in order: the first pattern found in a failure's reason names its category
+CATEGORIES = [
+    ("not graded (grader failure)", r"NOT GRADED|the grader failed|grading worker failed|limit per submission"),
+    ("notebook missing or unreadable", r"not a valid notebook|no pixelcnn\.ipynb|could not be read"),
+    ("time limit", r"time limit|timed out|no answer within"),
+    ("memory limit", r"MemoryError|out of memory|memory"),
+    ("output or file size limit", r"more than \d+ MB|SIGXFSZ|size limit|larger than"),
+    ("process died (exit, signal)", r"died|has exited|SystemExit|exit status|signal|stopped the process"),
+    ("weights missing", r"pixelcnn\.pth was not submitted"),
+    ("weights rejected", r"pixelcnn\.pth could not be loaded|Weights only load failed|UnpicklingError"),
+    ("trained model not good enough", r"bits/dim .* is not below|not causal on real digits"),
+    ("answer missing", r"is not defined|no cell defines|NotImplementedError"),
+    ("exception in the code", r"\w+Error: |\w+Exception: "),
+    ("wrong answer", r""),
+]
+#: notes that make a submission worth an instructor's look even when it graded cleanly
+LOOK = r"renamed|grade cells were changed|not a valid notebook|NOT GRADED|grader failed|worker failed|not taken|" \
+       r"not graded|symbolic link|time limit|printed more than"
+
+
+def categorize(reason: str) -> str:
+    for name, pattern in CATEGORIES:
+        if re.search(pattern, reason, flags=re.I):
+            return name
+    return "wrong answer"
+
+
+def write_summary(out: Path, summary: dict) -> dict:
+    """Write OUT/summary.md and OUT/summary.png; returns their paths and the text printed at the end."""
+    from .grade import PARTS
+
+    rows = {row["student_id"]: row for row in summary["rows"]}
+    results = summary["results"]
+    # Failures grouped by reason: each failing grade cell of each student, by the category of its reason.
+    groups: dict[str, list[str]] = defaultdict(list)
+    for student in summary["students"]:
+        result = results.get(student, {})
+        if "failed" in result:
+            groups[categorize("NOT GRADED " + result["failed"])].append(f"{student}: {result['failed'][:160]}")
+            continue
+        for gid, error in result.get("errors", {}).items():
+            groups[categorize(error)].append(f"{student} ({gid}): {error[:160]}")
+    look = {}
+    for student in summary["students"]:
+        flagged = [p for p in summary["problems"].get(student, []) if re.search(LOOK, p, flags=re.I)]
+        if flagged:
+            look[student] = flagged
+    figure = out / "summary.png"
+    _histograms(figure, rows, PARTS)
+    lines = [f"# Grading summary: {len(rows)} submissions", "",
+             f"Mean total {np.mean([r['total'] for r in rows.values()]) if rows else 0:.1f} of "
+             f"{next(iter(rows.values()))['max_total'] if rows else 0:g}; figure: summary.png", "",
+             "## Failures grouped by reason", ""]
+    order = [name for name, _ in CATEGORIES]
+    for name in sorted(groups, key=order.index):
+        students = sorted({item.split(" ", 1)[0].rstrip(":") for item in groups[name]})
+        lines.append(f"### {name}: {len(groups[name])} grade cell(s), {len(students)} student(s)")
+        lines += [f"- {item}" for item in groups[name][:50]]
+        lines.append("")
+    lines += ["## Submissions that need a look", ""]
+    lines += [f"- **{s}**: " + "; ".join(p[:200] for p in items) for s, items in look.items()] or ["(none)"]
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    text = [f"summary: {len(rows)} submissions; failures by reason:"]
+    for name in sorted(groups, key=order.index):
+        students = sorted({item.split(" ", 1)[0].rstrip(":") for item in groups[name]})
+        text.append(f"  {name}: {', '.join(students[:12])}{' ...' if len(students) > 12 else ''}")
+    text.append("needs a look: " + (", ".join(look) if look else "none"))
+    return {"markdown": str(out / "summary.md"), "figure": str(figure), "groups": dict(groups), "look": look,
+            "text": "\n".join(text)}
+
+
+def _histograms(path: Path, rows: dict, parts: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    from .checks import all_ids, max_points
+
+    names = [*parts, "total"]
+    fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
+    for ax, name in zip(axes.ravel(), names):
+        ids = parts.get(name)
+        values = [sum(r.get(g, 0.0) for g in ids) if ids else r["total"] for r in rows.values()]
+        top = sum(max_points(g) for g in ids) if ids else sum(max_points(g) for g in all_ids())
+        bins = np.arange(-0.5, top + 1.5, 1.0)
+        ax.hist(values, bins=bins, color="tab:blue", edgecolor="white")
+        ax.set_title(f"{name} (of {top:g} points)")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("points")
+        ax.set_ylabel("students")
+    fig.suptitle(f"Scores per part of assignment 10_ar ({len(rows)} submissions)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -1,0 +1,340 @@
+"""Grade ONE submission in a process of its own: ``python -m autograder.worker SPEC.json RESULT.json``.
+
+``autograder.grade`` starts one worker per submission (``--jobs N`` of them at once) and is
+the only writer of the class gradebook; a worker never touches it. Each worker works in a
+private nbgrader course folder (``OUT/work/<student>/``, with its own SQLite gradebook copied
+from a template where the assignment is registered), so that workers never contend:
+
+1. **intake**: the submission's files are copied in under the limits (file size, count, no
+   links); a renamed notebook is taken when it is the only one; a notebook that is not valid
+   JSON, or whose grade cells were deleted, edited, duplicated, retyped or re-identified, is
+   noted (the grader restores grade cells; no score depends on them);
+2. **checks** (in a thread): every grade cell's verdict, visible and hidden, decided in this
+   process from the answers of the jailed black box (``checks.run_checks``);
+3. **nbgrader autograde** (at the same time): the notebook runs in a jailed kernel, for the
+   feedback only, under a per-cell and a whole-notebook time limit and an output cap;
+4. the verdicts are written into the private gradebook, each grade cell's report is shown
+   under it, and nbgrader's ``generate_feedback`` renders the HTML (a plain page when the
+   notebook could not run at all).
+
+The result (scores, reports, reasons, timings, where the files are) goes to RESULT.json,
+written last and atomically: no file, no grade.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from html import escape
+from pathlib import Path
+
+import nbformat
+
+ASSIGNMENT, NOTEBOOK = "10_ar", "pixelcnn"
+
+
+@dataclass(frozen=True)
+class GradingLimits:
+    """Per-submission limits (autograder/README.md says why these values)."""
+
+    probe_seconds: float = 120.0  # one answer of the black box (a generate on 28 x 28 takes seconds)
+    checks_seconds: float = 900.0  # all the checks of one submission, restarts included
+    cell_seconds: int = 180  # one notebook cell under nbgrader (loading weights, the visible tests)
+    notebook_seconds: float = 900.0  # the whole notebook under nbgrader
+    submission_seconds: float = 2400.0  # the whole worker: a safety net above the others
+    output_bytes: int = 8 * 2**20  # what the notebook may print (the rest is dropped)
+    file_bytes: int = 20 * 2**20  # one submitted file (the weights of the default model are 0.45 MB)
+    files: int = 50  # submitted files taken
+    memory_bytes: int = 3 * 2**30  # address space of each jailed process
+    bpd_limit: int | None = None  # test digits for bits/dim (None: all 1,000)
+
+
+# --------------------------------------------------------------------------- intake
+def intake(source: Path, dest: Path, limits: GradingLimits) -> list[str]:
+    """Copy a submission folder into ``dest`` under the limits; returns notes for the feedback."""
+    notes: list[str] = []
+    dest.mkdir(parents=True, exist_ok=True)
+    taken = 0
+    for path in sorted(source.rglob("*")) if source.is_dir() else []:
+        rel = path.relative_to(source)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if path.is_symlink():
+            notes.append(f"{rel} is a symbolic link: not taken")
+            continue
+        if not path.is_file():
+            continue
+        size = path.stat().st_size
+        if size > limits.file_bytes:
+            notes.append(f"{rel} is {size / 2**20:.1f} MB, larger than the {limits.file_bytes / 2**20:.0f} MB limit "
+                         "on submitted files: not graded")
+            continue
+        if taken >= limits.files:
+            notes.append(f"more than {limits.files} files submitted: {rel} and later ones not taken")
+            break
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest / rel)
+        taken += 1
+    expected = dest / f"{NOTEBOOK}.ipynb"
+    if not expected.exists():
+        others = sorted(p for p in dest.glob("*.ipynb"))
+        if len(others) == 1:
+            notes.append(f"the notebook was renamed: graded {others[0].name!r} as {NOTEBOOK}.ipynb")
+            others[0].rename(expected)
+        elif others:
+            notes.append(f"no {NOTEBOOK}.ipynb, and {len(others)} other notebooks: none graded")
+        else:
+            notes.append(f"no {NOTEBOOK}.ipynb was submitted")
+    return notes
+
+
+def notebook_problems(path: Path, source: Path) -> tuple[bool, list[str]]:
+    """(readable, notes): whether ``path`` is a notebook at all, and how its grade cells differ from ``source``."""
+    if not path.exists():
+        return False, []
+    try:
+        nb = nbformat.read(str(path), as_version=4)
+    except Exception as err:
+        return False, [f"{NOTEBOOK}.ipynb is not a valid notebook ({type(err).__name__}: {str(err)[:200]}): "
+                       "nothing in it could be graded"]
+    src = nbformat.read(str(source), as_version=4)
+    theirs: dict[str, list] = {}
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader")
+        if isinstance(meta, dict) and meta.get("grade_id"):
+            theirs.setdefault(meta["grade_id"], []).append(cell)
+    changes: dict[str, list[str]] = {}
+    for cell in src.cells:
+        meta = cell.get("metadata", {}).get("nbgrader") or {}
+        if not meta.get("grade"):
+            continue
+        gid = meta["grade_id"]
+        found = theirs.get(gid, [])
+        if not found:
+            changes.setdefault("deleted or re-identified", []).append(gid)
+            continue
+        if len(found) > 1:
+            changes.setdefault("duplicated", []).append(gid)
+        mine = found[0]
+        if mine.cell_type != cell.cell_type:
+            changes.setdefault("changed in type", []).append(gid)
+        elif mine.source.strip() != cell.source.strip():
+            changes.setdefault("edited", []).append(gid)
+        if (mine.get("metadata", {}).get("nbgrader") or {}).get("points") != meta.get("points"):
+            changes.setdefault("points changed", []).append(gid)
+    order = [gid for gid in theirs if gid in {c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+                                               for c in src.cells}]
+    expected_order = [gid for c in src.cells if (gid := (c.get("metadata", {}).get("nbgrader") or {}).get("grade_id"))
+                      in theirs]
+    if order != expected_order:
+        changes.setdefault("reordered", []).append("cells")
+    if not changes:
+        return True, []
+    what = "; ".join(f"{kind}: {', '.join(ids[:6])}" for kind, ids in changes.items())
+    return True, [f"grade cells were changed in the notebook ({what}); the grader restores them and decides every "
+                  "score itself, so they count for nothing"]
+
+
+# --------------------------------------------------------------------------- nbgrader
+def nbgrader_api(root: Path, db_url: str, limits: GradingLimits = GradingLimits()):
+    """An NbGraderAPI over the course folder ``root`` (source/, release/, submitted/, autograded/, feedback/)."""
+    from nbconvert.preprocessors import ClearMetadataPreprocessor
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.preprocessors import (
+        AssignLatePenalties,
+        CheckCellMetadata,
+        IgnorePattern,
+        LimitOutput,
+        SaveAutoGrades,
+    )
+    from traitlets.config import Config
+
+    from . import jail
+    from .limited_execute import LimitedExecute
+
+    config = Config()
+    cd = config.CourseDirectory
+    cd.root = str(root)
+    cd.course_id = "arflow"
+    cd.source_directory, cd.release_directory = "source", "release"
+    cd.submitted_directory, cd.autograded_directory, cd.feedback_directory = "submitted", "autograded", "feedback"
+    cd.db_url = db_url
+    cd.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
+    cd.max_file_size = limits.file_bytes // 1000  # kB, as nbgrader counts
+    config.Execute.timeout = limits.cell_seconds  # training is skipped under autograding
+    config.Execute.startup_timeout = 120
+    config.LimitedExecute.max_output_bytes = limits.output_bytes
+    config.Autograde.autograde_preprocessors = [LimitedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+                                                SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+    if jail.jail_available():  # the student's notebook runs in the jail too, not with the grader's rights
+        from .jailed_kernel import JailedKernelManager
+
+        config.Execute.kernel_manager_class = JailedKernelManager
+    return NbGraderAPI(CourseDirectory(config=config), config=config)
+
+
+def write_scores(db_url: str, student: str, scores: dict[str, float]) -> bool:
+    """Set every grade cell's score in a gradebook (the verdicts from outside the kernel); False if
+    the gradebook holds no submission of this student."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(db_url) as gb:
+        try:
+            gb.find_submission_notebook(NOTEBOOK, ASSIGNMENT, student)
+        except MissingEntry:
+            return False
+        for gid, score in scores.items():
+            grade = gb.find_grade(gid, NOTEBOOK, ASSIGNMENT, student)
+            grade.auto_score = score
+            grade.manual_score = None
+            grade.needs_manual_grade = False
+        gb.db.commit()
+    return True
+
+
+def annotate(autograded_nb: Path, reports: dict[str, str]) -> None:
+    """Show each grade cell's verdict under it: replaces a hidden placeholder's output, follows a visible test's."""
+    nb = nbformat.read(str(autograded_nb), as_version=4)
+    for cell in nb.cells:
+        gid = (cell.get("metadata", {}).get("nbgrader") or {}).get("grade_id")
+        if cell.cell_type == "code" and gid in reports:
+            verdict = nbformat.v4.new_output("stream", name="stdout", text="[grader] " + reports[gid] + "\n")
+            cell.outputs = [verdict] if gid.startswith("hidden_") else [*cell.outputs, verdict]
+    nbformat.write(nb, str(autograded_nb))
+
+
+def plain_feedback(path: Path, student: str, reports: dict[str, str], notes: list[str], total: float,
+                   max_total: float) -> None:
+    """A feedback page without the notebook (when it could not be run or read)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    items = "".join(f"<li>{escape(n)}</li>" for n in notes)
+    blocks = "".join(f"<pre>{escape(r)}</pre>" for r in reports.values())
+    path.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{ASSIGNMENT} feedback: "
+                    f"{escape(student)}</title></head><body><h1>{ASSIGNMENT}: {total:g} / {max_total:g}</h1>"
+                    f"<p>Your notebook could not be shown here.</p><ul>{items}</ul>{blocks}</body></html>")
+
+
+# --------------------------------------------------------------------------- one submission
+def grade_one(spec: dict) -> dict:
+    from . import checks, sandbox
+    from .extract import extract_cells
+
+    began = time.perf_counter()
+    limits = GradingLimits(**spec["limits"])
+    student, root = spec["student"], Path(spec["root"])
+    sandbox.hide_also(*spec["hide"])
+    from .jail import Limits
+    from .jailed_kernel import JailedKernelManager
+
+    JailedKernelManager.limits = Limits(wall_seconds=limits.notebook_seconds, memory_bytes=limits.memory_bytes)
+    folder = root / "submitted" / student / ASSIGNMENT
+    notes = intake(Path(spec["submission"]), folder, limits)
+    notebook = folder / f"{NOTEBOOK}.ipynb"
+    readable, problems = notebook_problems(notebook, Path(spec["source"]))
+    notes += problems
+
+    # 2. the checks, in a thread, while nbgrader runs the notebook
+    outcome: dict = {}
+
+    def run_checks():
+        t0 = time.perf_counter()
+        try:
+            if readable:
+                cells, cell_notes = extract_cells(notebook)
+                outcome["notes"] = cell_notes
+                outcome["results"] = checks.run_checks(
+                    cells, folder / f"{NOTEBOOK}.pth", seed=spec.get("seed"), limit=limits.bpd_limit,
+                    timeout=limits.probe_seconds, total_timeout=limits.checks_seconds)
+            else:
+                reason = "; ".join(notes) or f"no readable {NOTEBOOK}.ipynb"
+                outcome["results"] = {gid: checks.failed_result(gid, reason) for gid in checks.all_ids()}
+        except Exception as err:  # never lose the submission: zero with the reason, flagged for a look
+            traceback.print_exc()
+            outcome["results"] = {gid: checks.failed_result(gid, f"the grader failed: {err}")
+                                  for gid in checks.all_ids()}
+            outcome["grader_error"] = f"{type(err).__name__}: {err}"
+        outcome["seconds"] = time.perf_counter() - t0
+
+    thread = threading.Thread(target=run_checks, daemon=True)
+    thread.start()
+
+    # 3. nbgrader autograde, for the feedback
+    db_url = f"sqlite:///{root / 'gradebook.db'}"
+    api = nbgrader_api(root, db_url, limits)
+    t0 = time.perf_counter()
+    autograded = root / "autograded" / student / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
+    nbgrader_ok = False
+    if readable:
+        res = api.autograde(ASSIGNMENT, student, force=True, create=True)
+        nbgrader_ok = bool(res["success"]) and autograded.exists()
+        if not nbgrader_ok:
+            notes.append("the notebook could not be run to the end for the feedback (nbgrader: "
+                         + (res.get("error") or "").strip().splitlines()[-1:][0][:300] + ")"
+                         if (res.get("error") or "").strip() else "the notebook could not be run for the feedback")
+    autograde_seconds = time.perf_counter() - t0
+    from .limited_execute import LimitedExecute
+
+    notes += JailedKernelManager.events + LimitedExecute.events
+    thread.join()
+    results = outcome["results"]
+    notes += outcome.get("notes", [])
+    scores = {gid: r.score for gid, r in results.items()}
+    reports = {gid: r.report() for gid, r in results.items()}
+
+    # 4. the verdicts into the private gradebook and the feedback
+    feedback = root / "feedback" / student / ASSIGNMENT / f"{NOTEBOOK}.html"
+    total, max_total = sum(scores.values()), sum(r.max_points for r in results.values())
+    if nbgrader_ok and write_scores(db_url, student, scores):
+        annotate(autograded, reports)
+        res = api.generate_feedback(ASSIGNMENT, student, force=True)
+        if not res["success"] or not feedback.exists():
+            notes.append("nbgrader could not render the feedback; a plain page was written")
+            plain_feedback(feedback, student, reports, notes, total, max_total)
+    else:
+        plain_feedback(feedback, student, reports, notes, total, max_total)
+    reasons = [n for n in dict.fromkeys(notes) if n]
+    return {"student": student, "scores": scores, "max": {gid: r.max_points for gid, r in results.items()},
+            "reports": reports, "errors": {gid: r.error or "; ".join(s.message for s in r.subchecks if not s.passed)
+                                           for gid, r in results.items() if r.score < r.max_points},
+            "bits_per_dim": getattr(results.get("hidden_trained_model"), "bits_per_dim", None),
+            "notes": reasons, "grader_error": outcome.get("grader_error"),
+            "autograded": str(autograded) if nbgrader_ok else None, "feedback": str(feedback),
+            "timestamp": _timestamp(Path(spec["submission"])),
+            "seconds": {"autograde": autograde_seconds, "checks": outcome.get("seconds", 0.0),
+                        "total": time.perf_counter() - began}}
+
+
+def _timestamp(folder: Path) -> str | None:
+    """nbgrader's ``timestamp.txt`` of a submission, if any (the submission time)."""
+    stamp = folder / "timestamp.txt"
+    try:
+        return stamp.read_text()[:64].strip() or None if stamp.is_file() and stamp.stat().st_size < 1000 else None
+    except OSError:
+        return None
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    spec = json.loads(Path(argv[0]).read_text())
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    result = grade_one(spec)
+    target = Path(argv[1])
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result))
+    os.replace(tmp, target)  # written last: a result file means a finished grade
+    return 0
+
+
+def limits_dict(limits: GradingLimits) -> dict:
+    return asdict(limits)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

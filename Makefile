@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup demo test test-lib test-notebooks lint lab release grade bench checkpoints clean
+.PHONY: help setup demo test test-lib test-notebooks lint lab release grade bench bench-grader checkpoints clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -47,11 +47,15 @@ lab: $(STAMP)  ## JupyterLab at the course root (widgets work out of the box)
 release: $(STAMP)  ## regenerate assignments/10_ar from solutions/10_ar with nbgrader
 	$(PY) -m autograder release
 
-grade: $(STAMP)  ## grade every submission under submitted/ into graded/
-	$(PY) -m autograder grade --submitted submitted --out graded $(if $(JOBS),--jobs $(JOBS))
+grade: $(STAMP)  ## grade every submission under submitted/ into graded/ (JOBS=2 workers by default)
+	$(PY) -m autograder grade --submitted submitted --out graded --jobs $(or $(JOBS),2)
 
-bench: $(STAMP)  ## speed and memory measurements (ratios in one run)
+bench: $(STAMP)  ## speed and memory measurements (ratios in one run), then grading throughput
 	$(PY) -m arflow.bench
+	$(PY) -m autograder.bench
+
+bench-grader: $(STAMP)  ## grading throughput only: plain nbgrader vs the grader with 1 and 2 jobs (about 10 min)
+	$(PY) -m autograder.bench
 
 checkpoints: $(STAMP)  ## retrain every shipped checkpoint (slow: minutes per model)
 	$(PY) -m arflow.checkpoints train

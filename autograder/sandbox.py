@@ -17,6 +17,7 @@ import json
 import os
 import re
 import selectors
+import signal
 import struct
 import subprocess
 import sys
@@ -108,18 +109,36 @@ class Box:
                     raise BoxError(f"no answer within the time limit ({self.timeout:.0f} s per probe)")
                 chunk = os.read(fd, min(remaining, 1 << 22))
                 if not chunk:
-                    raise BoxError("the process running the submission died" + self._stderr_tail())
+                    raise BoxError("the process running the submission died" + self._how_it_ended()
+                                   + self._stderr_tail())
                 chunks.append(chunk)
                 remaining -= len(chunk)
         return b"".join(chunks)
 
+    def _how_it_ended(self) -> str:
+        try:
+            code = self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return ""
+        if self.jail.jailed and code > 128:  # the jail reports death by signal N as 128 + N
+            code = -(code - 128)
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f" (killed by {name})"
+        return f" (exit status {code})"
+
     def _stderr_tail(self, n: int = 600) -> str:
         try:
             self._stderr.flush()
-            text = self.stderr_path.read_bytes()[-n:].decode(errors="replace").strip()
+            text = self.stderr_path.read_bytes()[-4 * n:].decode(errors="replace")
         except OSError:
             return ""
-        return f" (last output: ...{text})" if text else ""
+        # The box's own progress lines say nothing to a student.
+        text = re.sub(r"^\[arflow-box\] running cell \w+$", "", text, flags=re.M).strip()[-n:]
+        return f"; last output: ...{text}" if text else ""
 
     def _send(self, header: dict, arrays: dict[str, np.ndarray] | None = None) -> None:
         payload = b""

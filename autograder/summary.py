@@ -18,7 +18,7 @@ CATEGORIES = [
     ("notebook missing or unreadable", r"not a valid notebook|no pixelcnn\.ipynb|could not be read"),
     ("time limit", r"time limit|timed out|no answer within"),
     ("memory limit", r"MemoryError|out of memory|memory"),
-    ("output or file size limit", r"more than \d+ MB|SIGXFSZ|size limit|larger than"),
+    ("output or file size limit", r"more than \d+ MB|SIGXFSZ|size limit|larger than|File too large|Errno 27"),
     ("process died (exit, signal)", r"died|has exited|SystemExit|exit status|signal|stopped the process"),
     ("weights missing", r"pixelcnn\.pth was not submitted"),
     ("weights rejected", r"pixelcnn\.pth could not be loaded|Weights only load failed|UnpicklingError"),
@@ -46,14 +46,20 @@ def write_summary(out: Path, summary: dict) -> dict:
     rows = {row["student_id"]: row for row in summary["rows"]}
     results = summary["results"]
     # Failures grouped by reason: each failing grade cell of each student, by the category of its reason.
-    groups: dict[str, list[str]] = defaultdict(list)
+    # One line per student and category: the grade cells it cost, and the first reason.
+    by: dict[str, dict[str, tuple[list[str], str]]] = defaultdict(dict)
     for student in summary["students"]:
         result = results.get(student, {})
         if "failed" in result:
-            groups[categorize("NOT GRADED " + result["failed"])].append(f"{student}: {result['failed'][:160]}")
+            by[categorize("NOT GRADED " + result["failed"])][student] = ([], result["failed"])
             continue
         for gid, error in result.get("errors", {}).items():
-            groups[categorize(error)].append(f"{student} ({gid}): {error[:160]}")
+            cells, first = by[categorize(error)].setdefault(student, ([], error))
+            cells.append(gid)
+    groups: dict[str, list[str]] = {
+        name: [f"{student}" + (f" ({', '.join(cells)})" if cells else "") + ": " + " ".join(first.split())[:200]
+               for student, (cells, first) in entries.items()]
+        for name, entries in by.items()}
     look = {}
     for student in summary["students"]:
         flagged = [p for p in summary["problems"].get(student, []) if re.search(LOOK, p, flags=re.I)]
@@ -67,20 +73,19 @@ def write_summary(out: Path, summary: dict) -> dict:
              "## Failures grouped by reason", ""]
     order = [name for name, _ in CATEGORIES]
     for name in sorted(groups, key=order.index):
-        students = sorted({item.split(" ", 1)[0].rstrip(":") for item in groups[name]})
-        lines.append(f"### {name}: {len(groups[name])} grade cell(s), {len(students)} student(s)")
+        lines.append(f"### {name}: {len(groups[name])} student(s)")
         lines += [f"- {item}" for item in groups[name][:50]]
         lines.append("")
     lines += ["## Submissions that need a look", ""]
     lines += [f"- **{s}**: " + "; ".join(p[:200] for p in items) for s, items in look.items()] or ["(none)"]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
+    students_by_reason = {name: sorted(by[name]) for name in sorted(by, key=order.index)}
     text = [f"summary: {len(rows)} submissions; failures by reason:"]
-    for name in sorted(groups, key=order.index):
-        students = sorted({item.split(" ", 1)[0].rstrip(":") for item in groups[name]})
+    for name, students in students_by_reason.items():
         text.append(f"  {name}: {', '.join(students[:12])}{' ...' if len(students) > 12 else ''}")
     text.append("needs a look: " + (", ".join(look) if look else "none"))
-    return {"markdown": str(out / "summary.md"), "figure": str(figure), "groups": dict(groups), "look": look,
-            "text": "\n".join(text)}
+    return {"markdown": str(out / "summary.md"), "figure": str(figure), "groups": students_by_reason,
+            "details": groups, "look": look, "text": "\n".join(text)}
 
 
 def _histograms(path: Path, rows: dict, parts: dict) -> None:

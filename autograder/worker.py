@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import threading
@@ -275,9 +276,7 @@ def grade_one(spec: dict) -> dict:
         res = api.autograde(ASSIGNMENT, student, force=True, create=True)
         nbgrader_ok = bool(res["success"]) and autograded.exists()
         if not nbgrader_ok:
-            notes.append("the notebook could not be run to the end for the feedback (nbgrader: "
-                         + (res.get("error") or "").strip().splitlines()[-1:][0][:300] + ")"
-                         if (res.get("error") or "").strip() else "the notebook could not be run for the feedback")
+            notes.append(_why_nbgrader_failed(res))
     autograde_seconds = time.perf_counter() - t0
     from .limited_execute import LimitedExecute
 
@@ -309,6 +308,18 @@ def grade_one(spec: dict) -> dict:
             "timestamp": _timestamp(Path(spec["submission"])),
             "seconds": {"autograde": autograde_seconds, "checks": outcome.get("seconds", 0.0),
                         "total": time.perf_counter() - began}}
+
+
+def _why_nbgrader_failed(res: dict) -> str:
+    """One sentence from nbgrader's log on why the notebook did not run to its end."""
+    text = f"{res.get('log') or ''}\n{res.get('error') or ''}"
+    for pattern, says in ((r"DeadKernelError|Kernel died", "its kernel died (an exit, a signal or the memory limit)"),
+                          (r"Timeout waiting for execute reply|CellTimeoutError", "a cell ran past its time limit"),
+                          (r"Kernel didn't respond|UnresponsiveKernelError", "its kernel did not respond")):
+        if re.search(pattern, text):
+            return f"the notebook could not be run to its end for the feedback: {says}"
+    last = [line for line in text.strip().splitlines() if line.strip()][-1:]
+    return "the notebook could not be run to its end for the feedback" + (f" ({last[0][:200]})" if last else "")
 
 
 def _timestamp(folder: Path) -> str | None:

@@ -1,0 +1,784 @@
+"""A corpus of hostile and broken submissions of home assignment 10_ar, for testing the grader.
+
+Like nbgrader's own fixture notebooks, every scenario is generated from the *released* notebook
+(``assignments/10_ar/pixelcnn.ipynb``) with the solution cells filled from the solution
+(:func:`autograder.make_samples.solution_sources`, or one of its typical ``MISTAKES``), so the
+corpus follows the assignment when it changes. A scenario writes one student's ``10_ar/`` folder
+(notebook, weights, extra files) and says which total (of 23) the grader must give it and which
+words its reasons must contain.
+
+**The design rule.** A hostile scenario is built on a *wrong or partial* solution (a blank one,
+``partial``: only ``MaskedConv2d`` and ``PixelCNN``, or ``mask_centre``: a non-causal first
+layer and weights that cheat), so that a cheat that worked (patched asserts, faked test cells,
+stolen reference code, a forged gradebook) would *raise* the score. Its expected total is what its
+honest (wrong) parts earn, never more. A scenario about a crash (``sys.exit``, ``os._exit``, a
+hang, a memory or output flood) is built on the correct solution with the reference weights:
+the crash must cost exactly what depends on the crashing function, nothing else. The hostile
+code swallows its own exceptions, so its honest parts still run, except where the scenario is
+about the crash itself.
+
+Hostile code only ever aims at the paths and values of :class:`Context` (a canary folder, the
+submissions and output folders, the repository, a loopback port, a marker string): nothing
+destructive (no ``rm``, no killing other processes, processes and files capped) even where the
+jail is broken; what it tries to plant is listed by :func:`planted_paths`.
+
+``python -m tests.grading_corpus DIR`` builds the whole corpus into ``DIR`` (dummy context).
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import hashlib
+import io
+import operator
+import os
+import pickletools
+import shlex
+import shutil
+import string
+import sys
+import textwrap
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import torch
+
+from autograder.extract import SOLUTIONS, _grade_id
+from autograder.make_samples import MISTAKES, solution_sources
+from autograder.release import RELEASE
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "autograder" / "samples"
+REFERENCE_WEIGHTS = SAMPLES / "reference" / "10_ar" / "pixelcnn.pth"
+MASK_CENTRE = SAMPLES / "mask_centre" / "10_ar"
+NOTEBOOK, WEIGHTS = "pixelcnn.ipynb", "pixelcnn.pth"
+#: The disk filler stops after this many MiB (or when less than 4 GiB is free), whatever the jail does.
+DISK_FILL_CAP_MB = 20 * 1024
+
+
+@dataclass
+class Context:
+    """Paths and values the scenarios may embed in their code."""
+
+    repo: Path  # the course repo root (/work/main or a CI clone)
+    submitted: Path  # the submissions folder being graded (<submitted>/<student>/10_ar/...)
+    out: Path  # the grader's output folder (gradebook.db, grades.csv, other students' feedback)
+    canary: Path  # an empty host folder: hostile code tries to write here; must stay empty
+    port: int  # a TCP port on 127.0.0.1 where the test listens; hostile code tries to connect
+    marker: str  # a unique string: in argv of processes hostile code leaves behind, in names of files it plants
+
+
+@dataclass
+class Scenario:
+    name: str  # also the student id (folder name), [a-z0-9_]
+    what: str  # one sentence: what the submission does
+    total: float  # the total (of 23) it must get: what its honest parts earn
+    reason: str  # regex (re.search, case-insensitive) that must match the grader's reasons ("" for honest ones)
+    build: Callable[[Path, Context], None]  # writes the contents of <student>/10_ar/ into the given folder
+    honest: bool = False
+
+
+# --------------------------------------------------------------------------- notebooks
+def _release() -> nbformat.NotebookNode:
+    return nbformat.read(str(RELEASE), as_version=4)
+
+
+def _stubs() -> dict[str, str]:
+    """The released (unanswered) source of each solution cell."""
+    return {_grade_id(c): c.source for c in _release().cells if _grade_id(c) in SOLUTIONS}
+
+
+def _code(kind: str) -> dict[str, str]:
+    """Sources of the solution cells: "correct", "partial", "blank" (the stubs) or a name in MISTAKES."""
+    good = solution_sources()
+    if kind == "correct":
+        return dict(good)
+    if kind == "partial":  # like the sample: only MaskedConv2d and PixelCNN answered
+        return {**_stubs(), **{gid: good[gid] for gid in ("masked_conv", "pixelcnn")}}
+    if kind == "blank":
+        return _stubs()
+    fills = dict(good)
+    for gid, pairs in MISTAKES[kind].items():
+        for old, new in pairs:
+            if old not in fills[gid]:
+                raise ValueError(f"{kind}: {old!r} not found in the solution of {gid}")
+            fills[gid] = fills[gid].replace(old, new)
+    return fills
+
+
+def _notebook(fills: dict[str, str]) -> nbformat.NotebookNode:
+    """The released notebook with these solution cells filled in (original metadata kept)."""
+    nb = _release()
+    for cell in nb.cells:
+        if _grade_id(cell) in fills:
+            cell.source = fills[_grade_id(cell)]
+    return nb
+
+
+def _is_grade_cell(cell) -> bool:
+    meta = cell.get("metadata", {}).get("nbgrader")
+    return isinstance(meta, dict) and bool(meta.get("grade"))
+
+
+def _cell_id(*parts: object) -> str:
+    """A valid, reproducible cell id (nbformat 4.5: [a-zA-Z0-9-_], 1 to 64 characters)."""
+    return hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:8]
+
+
+def _write(folder: Path, nb: nbformat.NotebookNode, name: str = NOTEBOOK) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(folder / name))
+
+
+def _after(source: str, code: str) -> str:
+    """``code`` as top-level statements after the cell's own source."""
+    return source.rstrip() + "\n\n\n" + textwrap.dedent(code).strip() + "\n"
+
+
+def _body_first(source: str, function: str, code: str) -> str:
+    """``code`` as the first statements of ``function``'s body (after its docstring)."""
+    node = next(n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.FunctionDef) and n.name == function)
+    body = node.body
+    docstring = isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+        and isinstance(body[0].value.value, str)
+    first = body[1] if docstring and len(body) > 1 else body[0]
+    lines = source.splitlines()
+    indent = " " * first.col_offset
+    block = [indent + line if line.strip() else "" for line in textwrap.dedent(code).strip("\n").splitlines()]
+    lines[first.lineno - 1:first.lineno - 1] = block
+    return "\n".join(lines) + "\n"
+
+
+def _template(code: str, **values: object) -> str:
+    """Hostile code with ``$name`` placeholders replaced by Python literals (``repr``) of the values."""
+    return string.Template(textwrap.dedent(code)).substitute({k: repr(str(v) if isinstance(v, Path) else v)
+                                                              for k, v in values.items()})
+
+
+# --------------------------------------------------------------------------- weights
+def _reference_state() -> dict[str, torch.Tensor]:
+    return torch.load(REFERENCE_WEIGHTS, map_location="cpu", weights_only=True)
+
+
+def _copy_weights(folder: Path, source: Path = REFERENCE_WEIGHTS) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, folder / WEIGHTS)
+
+
+class _Shell:
+    """Unpickled by a full (not ``weights_only``) load: runs a shell command."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+class _ArmedTensor:
+    """Unpickles into ``tensor + os.system(command)`` = the tensor itself: a full load still gets valid weights."""
+
+    def __init__(self, tensor: torch.Tensor, command: str):
+        self.tensor, self.command = tensor, command
+
+    def __reduce__(self):
+        return operator.add, (self.tensor, _Shell(self.command))
+
+
+def _malicious_weights(path: Path, planted: Path) -> None:
+    """The reference weights with one tensor armed: ``torch.load(weights_only=False)`` runs ``touch planted``
+    and still returns weights that load (23 points); ``weights_only=True`` refuses the file."""
+    state = _reference_state()
+    key = next(k for k in state if k.endswith(".bias"))
+    state[key] = _ArmedTensor(state[key], "touch " + shlex.quote(str(planted)))
+    torch.save(state, path)
+
+
+def _retag_pickle(data: bytes, old: str, new: str) -> tuple[bytes, int]:
+    """Rewrite every string constant ``old`` of a pickle as ``new`` (opcode by opcode; memo indices
+    do not depend on byte offsets, and torch's protocol 2 has no frames to fix)."""
+    ops = list(pickletools.genops(data))
+    out, count = bytearray(), 0
+    for k, (op, arg, pos) in enumerate(ops):
+        end = ops[k + 1][2] if k + 1 < len(ops) else len(data)
+        if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8") and arg == old:
+            raw = new.encode()
+            width = {"SHORT_BINUNICODE": 1, "BINUNICODE": 4, "BINUNICODE8": 8}[op.name]  # the same opcode
+            out += op.code.encode("latin-1") + len(raw).to_bytes(width, "little") + raw
+            count += 1
+        else:
+            out += data[pos:end]
+    return bytes(out), count
+
+
+def _cuda_weights(path: Path) -> None:
+    """The reference weights as saved on a GPU: every storage's location is ``cuda:0``.
+
+    ``torch.load(path, weights_only=True)`` raises on a machine without CUDA; with
+    ``map_location="cpu"`` it returns the reference weights.
+    """
+    buffer = io.BytesIO()
+    torch.save(_reference_state(), buffer)
+    source = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+    target = io.BytesIO()
+    retagged = 0
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename.endswith("/data.pkl"):
+                data, retagged = _retag_pickle(data, "cpu", "cuda:0")
+            archive.writestr(info.filename, data)
+    if not retagged:
+        raise RuntimeError("no 'cpu' storage location found in the pickle written by torch.save")
+    path.write_bytes(target.getvalue())
+
+
+def _huge_weights(path: Path, megabytes: int = 30) -> None:
+    """The reference weights, still loadable as they are, with an unused ``megabytes`` MiB record in the zip."""
+    torch.save(_reference_state(), path)
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_STORED) as archive:
+        prefix = archive.namelist()[0].split("/", 1)[0]
+        archive.writestr(f"{prefix}/extra/padding", bytes(megabytes * 2**20))
+
+
+def _wrong_arch_weights(path: Path) -> None:
+    """A PixelCNN(n_channels=64) state dict: the same keys as the default PixelCNN(), other shapes."""
+    from autograder import reference
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        state = reference.PixelCNN(n_channels=64).state_dict()
+    torch.save(state, path)
+
+
+# --------------------------------------------------------------------------- hostile code
+PATCH_ASSERT = """
+try:  # make every test pass
+    import builtins
+    builtins.AssertionError = type("Nope", (Exception,), {})
+    import arflow.assignment_checks as ac
+    ac.check_masked_conv = ac.check_pixelcnn = lambda *a, **k: print("pass")
+except Exception:
+    pass
+"""
+
+PATCH_TORCH_NUMPY = """
+try:  # every comparison says "equal"
+    import numpy as np
+    import torch
+    torch.allclose = lambda *a, **k: True
+    torch.equal = lambda *a, **k: True
+    np.array_equal = lambda *a, **k: True
+    np.allclose = lambda *a, **k: True
+    torch.Tensor.__ne__ = lambda self, other: torch.zeros_like(self, dtype=torch.bool)
+except Exception:
+    pass
+"""
+
+PATCH_IPYTHON = """
+try:  # hide the errors of the test cells
+    get_ipython().set_custom_exc((BaseException,), lambda *a, **k: None)
+except Exception:
+    pass
+"""
+
+PATCH_AUTOGRADER = """
+import json
+import sys
+import types
+
+_FULL = {"hidden_masked_conv": 3, "hidden_pixelcnn": 3, "hidden_loss_fn": 2, "hidden_generate": 3,
+         "hidden_trained_model": 5}
+try:
+    import autograder.checks as _real_checks
+    _real_checks.run_hidden_checks = lambda *a, **k: dict(_FULL)
+    _real_checks.BPD_THRESHOLD = float("inf")
+except Exception:
+    pass
+try:
+    _fake = types.ModuleType("autograder")
+    _fake.__path__ = []
+    _fake_checks = types.ModuleType("autograder.checks")
+    _fake_checks.run_hidden_checks = lambda *a, **k: dict(_FULL)
+    _fake_checks.BPD_THRESHOLD = float("inf")
+    _fake.checks = _fake_checks
+    sys.modules["autograder"], sys.modules["autograder.checks"] = _fake, _fake_checks
+except Exception:
+    pass
+try:  # every JSON message gets full marks
+    _dumps = json.dumps
+
+    def _dumps_full_marks(obj, *args, **kwargs):
+        if isinstance(obj, dict):
+            obj = {"score": 100, "points": 100, "passed": True, "total": 23, **obj}
+        return _dumps(obj, *args, **kwargs)
+
+    json.dumps = _dumps_full_marks
+except Exception:
+    pass
+"""
+
+# Appended to every (blank) solution cell: if any of it can be read, the stolen definitions replace the stubs.
+READ_REFERENCE = """
+def _borrow_reference():
+    import json
+    import os
+    import shutil
+    import subprocess
+    wanted = ("MaskedConv2d", "PixelCNN", "loss_fn", "generate")
+    try:
+        import importlib
+        module = importlib.import_module("autograder.reference")
+        globals().update({name: getattr(module, name) for name in wanted})
+    except Exception:
+        pass
+    texts = []
+    try:
+        with open(os.path.join($repo, "autograder", "reference.py")) as handle:
+            texts.append(handle.read())
+    except Exception:
+        pass
+    try:
+        texts.append(subprocess.run(["git", "-C", $repo, "show", "HEAD:autograder/reference.py"],
+                                    capture_output=True, text=True, timeout=10).stdout)
+    except Exception:
+        pass
+    for text in texts:
+        try:
+            namespace = {"__name__": "stolen_reference"}
+            exec(compile(text, "reference.py", "exec"), namespace)
+            globals().update({name: namespace[name] for name in wanted})
+        except Exception:
+            pass
+    for path in (os.path.join($repo, "solutions", "10_ar", "pixelcnn.ipynb"),
+                 os.path.join($out, "source", "10_ar", "pixelcnn.ipynb")):
+        try:
+            with open(path) as handle:
+                cells = json.load(handle)["cells"]
+            for cell in cells:
+                if (cell.get("metadata", {}).get("nbgrader") or {}).get("grade_id") in (
+                        "masked_conv", "pixelcnn", "loss_fn", "generate"):
+                    exec("".join(cell["source"]), globals())
+        except Exception:
+            pass
+    try:
+        shutil.copyfile(os.path.join($repo, "autograder", "samples", "reference", "10_ar", "pixelcnn.pth"),
+                        "pixelcnn.pth")
+    except Exception:
+        pass
+
+
+_borrow_reference()
+"""
+
+READ_OTHERS = """
+def _borrow_from_others():
+    import glob
+    import json
+    import os
+    import shutil
+    victim = os.path.join($submitted, "honest_reference", "10_ar")
+    paths = [os.path.join(victim, "pixelcnn.ipynb")]
+    try:
+        paths += sorted(glob.glob(os.path.join($submitted, "*", "10_ar", "*.ipynb")))
+        paths += sorted(glob.glob(os.path.join($out, "**", "*.ipynb"), recursive=True))[:200]
+    except Exception:
+        pass
+    found = {}
+    for path in paths:
+        try:
+            with open(path) as handle:
+                cells = json.load(handle)["cells"]
+        except Exception:
+            continue
+        for cell in cells:
+            gid = (cell.get("metadata", {}).get("nbgrader") or {}).get("grade_id")
+            text = "".join(cell.get("source", ""))
+            if gid in ("masked_conv", "pixelcnn", "loss_fn", "generate") and "NotImplementedError" not in text:
+                found.setdefault(gid, text)
+    for gid in ("masked_conv", "pixelcnn", "loss_fn", "generate"):
+        try:
+            if gid in found:
+                exec(found[gid], globals())
+        except Exception:
+            pass
+    for target in ("pixelcnn.pth", os.path.join($submitted, "read_others", "10_ar", "pixelcnn.pth")):
+        try:
+            shutil.copyfile(os.path.join(victim, "pixelcnn.pth"), target)
+        except Exception:
+            pass
+
+
+_borrow_from_others()
+"""
+
+READ_GRADEBOOK = """
+try:  # full marks in the gradebook
+    import sqlite3
+    db = sqlite3.connect("file:" + $gradebook + "?mode=rw", uri=True, timeout=3)
+    tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    for table in tables:
+        for column in [row[1] for row in db.execute(f'PRAGMA table_info("{table}")')]:
+            if "score" in column:
+                db.execute(f'UPDATE "{table}" SET "{column}" = 100')
+    db.commit()
+    db.close()
+except Exception:
+    pass
+try:
+    with open($grades_csv, "w") as handle:
+        handle.write("student_id,total\\nread_gradebook,23\\n")
+except Exception:
+    pass
+"""
+
+WRITE_OUTSIDE = """
+import os
+
+for _target in ($canary_file, $repo_file, $out_file, $tmp_file, os.path.expanduser($home_file)):
+    try:
+        with open(_target, "w") as _handle:
+            _handle.write("planted by a submission\\n")
+    except Exception:
+        pass
+"""
+
+NETWORK = """
+import socket
+import urllib.request
+
+try:
+    with socket.create_connection(("127.0.0.1", $port), timeout=3) as _sock:
+        _sock.sendall($marker.encode())
+except Exception:
+    pass
+try:
+    urllib.request.urlopen("http://example.com", timeout=3).read(100)
+except Exception:
+    pass
+"""
+
+FORK_LEFTOVERS = """
+import shutil
+import subprocess
+import sys
+
+try:  # a sleep whose argv[0] carries the marker, in a session of its own
+    subprocess.Popen([$marker + "-sleep", "600"], executable=shutil.which("sleep") or "/bin/sleep",
+                     start_new_session=True, stdin=subprocess.DEVNULL)
+except Exception:
+    pass
+try:  # a double-forked python daemon (setsid) with the marker in its argv
+    subprocess.Popen([sys.executable, "-c",
+                      "import os, time\\nif os.fork() == 0:\\n    os.setsid()\\n    time.sleep(600)\\nos._exit(0)",
+                      $marker], start_new_session=True, stdin=subprocess.DEVNULL)
+except Exception:
+    pass
+"""
+
+DISK_FILL = """
+import os
+import shutil
+
+try:  # fill the working folder, 1 MiB at a time, until something says no
+    with open("fill.bin", "wb", buffering=0) as _handle:
+        _chunk = b"\\xa5" * 2**20
+        for _ in range($cap_mb):
+            if shutil.disk_usage(".").free < 4 * 2**30:  # never fill the machine, even outside the jail
+                break
+            _handle.write(_chunk)
+except OSError:
+    pass
+"""
+
+SYS_EXIT = "import sys\nsys.exit(3)\n"
+OS_EXIT = "import os\nos._exit(1)\n"
+KERNEL_KILL = "import os\nimport signal\nos.kill(os.getpid(), signal.SIGKILL)\n"
+HANG = "while True:\n    pass\n"
+MEMORY_HOG = "_ballast = torch.ones(2**37)  # 512 GiB of float32\n"
+OUTPUT_FLOOD = 'for _ in range(4000):  # 4 GB\n    print("x" * 10**6)\n'
+
+
+def planted_paths(ctx: Context) -> list[Path]:
+    """Every file the hostile scenarios try to create outside their own working folder (none may exist)."""
+    return [ctx.canary / ctx.marker, ctx.canary / "pwned", ctx.repo / f"{ctx.marker}.txt",
+            ctx.out / f"{ctx.marker}.txt", Path("/tmp") / ctx.marker, Path("~").expanduser() / ctx.marker,
+            ctx.submitted / "read_others" / "10_ar" / WEIGHTS]
+
+
+# --------------------------------------------------------------------------- builders
+def _plain(kind: str, weights: Path | None = None, extra: dict[str, Callable[[str], str]] | None = None):
+    """A builder: the release with ``kind`` code (each cell edited by ``extra[gid]`` if given) and weights."""
+
+    def build(folder: Path, ctx: Context) -> None:
+        fills = _code(kind)
+        for gid, edit in (extra or {}).items():
+            fills[gid] = edit(fills[gid])
+        _write(folder, _notebook(fills))
+        if weights is not None:
+            _copy_weights(folder, weights)
+
+    return build
+
+
+def _hostile(kind: str, weights: Path | None, gid: str, code: Callable[[Context], str],
+             function: str | None = None):
+    """A builder: ``code(ctx)`` added to solution cell ``gid``, at its end or first in ``function``'s body."""
+
+    def build(folder: Path, ctx: Context) -> None:
+        fills = _code(kind)
+        text = code(ctx)
+        fills[gid] = _body_first(fills[gid], function, text) if function else _after(fills[gid], text)
+        _write(folder, _notebook(fills))
+        if weights is not None:
+            _copy_weights(folder, weights)
+
+    return build
+
+
+def _copy_sample(sample: Path):
+    def build(folder: Path, ctx: Context) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in sample.iterdir():
+            if path.is_file():
+                shutil.copyfile(path, folder / path.name)
+
+    return build
+
+
+def _edited(kind: str, weights: Path | None, edit: Callable[[nbformat.NotebookNode], None]):
+    """A builder: the release with ``kind`` code, then ``edit`` applied to the whole notebook."""
+
+    def build(folder: Path, ctx: Context) -> None:
+        nb = _notebook(_code(kind))
+        edit(nb)
+        _write(folder, nb)
+        if weights is not None:
+            _copy_weights(folder, weights)
+
+    return build
+
+
+def _delete_test_cells(nb) -> None:
+    nb.cells = [c for c in nb.cells if not _is_grade_cell(c)]
+
+
+def _fake_test_cells(nb) -> None:
+    for cell in nb.cells:
+        if _is_grade_cell(cell):
+            cell.source = 'print("all tests pass")'
+            cell.metadata.nbgrader["points"] = 100
+
+
+def _duplicate_test_cells(nb) -> None:
+    cells = []
+    for cell in nb.cells:
+        cells.append(cell)
+        if _is_grade_cell(cell):
+            twin = copy.deepcopy(cell)
+            twin.id = _cell_id("duplicate", cell.id)  # same grade id; cell ids must stay unique
+            cells.append(twin)
+    nb.cells = cells
+
+
+def _reverse_code_cells(nb) -> None:
+    slots = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    code = [nb.cells[i] for i in slots]
+    for i, cell in zip(slots, reversed(code)):
+        nb.cells[i] = cell
+
+
+def _change_cell_types(nb) -> None:
+    for i, cell in enumerate(nb.cells):
+        if _is_grade_cell(cell):
+            nb.cells[i] = nbformat.v4.new_markdown_cell(cell.source, metadata=cell.metadata, id=cell.id)
+        elif _grade_id(cell) == "generate":
+            nb.cells[i] = nbformat.v4.new_raw_cell(cell.source, metadata=cell.metadata, id=cell.id)
+
+
+def _alter_metadata(nb) -> None:
+    for n, cell in enumerate(nb.cells):
+        cell.id = _cell_id("altered", n)
+        meta = cell.metadata.get("nbgrader")
+        if not isinstance(meta, dict):
+            continue
+        if meta.get("solution"):
+            del cell.metadata["nbgrader"]
+        elif meta.get("grade"):
+            meta["grade_id"] = f"my_{meta['grade_id']}"
+            meta["points"] = 10 * meta.get("points", 1)
+
+
+def _build_renamed(folder: Path, ctx: Context) -> None:
+    _write(folder, _notebook(_code("correct")), name="PixelCNN (1).ipynb")
+
+
+def _build_extra_files(folder: Path, ctx: Context) -> None:
+    _write(folder, _notebook(_code("correct")))
+    (folder / "notes.txt").write_text("Trained on Colab, forgot to download pixelcnn.pth, sorry!\n")
+    (folder / "helper.py").write_text('"""My plotting helpers."""\n\nimport matplotlib.pyplot as plt\n\n\n'
+                                      "def show(image):\n    plt.imshow(image[0], cmap=\"gray\")\n    plt.show()\n")
+    (folder / "data").mkdir()
+    (folder / "data" / "batch.bin").write_bytes(hashlib.shake_256(b"extra_and_missing_files").digest(2**20))
+
+
+def _build_invalid_json(folder: Path, ctx: Context) -> None:
+    text = nbformat.writes(_notebook(_code("correct")))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / NOTEBOOK).write_text(text[:len(text) // 2])
+    _copy_weights(folder)
+
+
+def _weights_builder(kind: str, make: Callable[[Path, Context], None]):
+    def build(folder: Path, ctx: Context) -> None:
+        _write(folder, _notebook(_code(kind)))
+        make(folder / WEIGHTS, ctx)
+
+    return build
+
+
+def _hostile_blank(template: str, **values: Callable[[Context], object]):
+    """A builder: the blank stubs, each solution cell followed by ``template`` (a steal that replaces the stubs)."""
+
+    def build(folder: Path, ctx: Context) -> None:
+        code = _template(template, **{k: v(ctx) for k, v in values.items()})
+        fills = {gid: _after(source, code) for gid, source in _code("blank").items()}
+        _write(folder, _notebook(fills))
+
+    return build
+
+
+def _static(code: str) -> Callable[[Context], str]:
+    return lambda ctx: code
+
+
+S = Scenario
+REF, CENTRE = REFERENCE_WEIGHTS, MASK_CENTRE / WEIGHTS
+TIMEOUT, DIED = r"time limit|timed out|no answer", r"died|exit|killed|signal"
+
+SCENARIOS: list[Scenario] = [
+    # ------------------------------------------------------------------ honest
+    S("honest_reference", "The correct solution with the reference weights.", 23, "",
+      _plain("correct", REF), honest=True),
+    S("honest_partial", "Only MaskedConv2d and PixelCNN answered, no weights (like the partial sample).", 10, "",
+      _plain("partial"), honest=True),
+    S("honest_mask_centre", "A copy of the mask_centre sample (non-causal first layer) with its weights.", 11, "",
+      _copy_sample(MASK_CENTRE), honest=True),
+    S("weights_cuda", "The correct solution with the reference weights saved from a GPU (storages tagged cuda:0).",
+      23, "", _weights_builder("correct", lambda path, ctx: _cuda_weights(path)), honest=True),
+    # ------------------------------------------------------------------ the notebook's structure
+    S("test_cells_deleted", "mask_centre code and weights; every visible test cell and hidden placeholder deleted.",
+      11, "", _edited("mask_centre", CENTRE, _delete_test_cells)),
+    S("test_cells_edited", "mask_centre code and weights; every grade cell prints 'all tests pass', worth 100 points.",
+      11, "", _edited("mask_centre", CENTRE, _fake_test_cells)),
+    S("test_cells_duplicated", "Partial code; every grade cell duplicated (same grade id, new cell id).", 10, "",
+      _edited("partial", None, _duplicate_test_cells)),
+    S("cells_reordered", "Partial code; all code cells in reverse order (solutions after their tests).", 10, "",
+      _edited("partial", None, _reverse_code_cells)),
+    S("cell_types_changed", "mask_centre code and weights; grade cells made markdown, the (correct) generate cell raw.",
+      6, r"generate", _edited("mask_centre", CENTRE, _change_cell_types)),
+    S("metadata_altered", "Partial code; solution cells' nbgrader metadata removed, cell ids changed, test cells' "
+      "grade ids renamed and points multiplied by 10.", 10, "", _edited("partial", None, _alter_metadata)),
+    S("notebook_renamed", "The correct solution without weights, saved as 'PixelCNN (1).ipynb'.", 18,
+      r"renamed|pixelcnn \(1\)", _build_renamed),
+    S("extra_and_missing_files", "The correct solution without weights, plus notes.txt, helper.py and a 1 MB data/ "
+      "file.", 18, r"pixelcnn\.pth|weights", _build_extra_files),
+    S("invalid_json", "The correct solution's notebook cut in the middle (not JSON), with the reference weights.", 0,
+      r"not a valid|could not be read|json", _build_invalid_json),
+    # ------------------------------------------------------------------ the weights file
+    S("pickle_weights", "The correct solution; pixelcnn.pth is the reference with a pickled os.system call that "
+      "touches a file in the canary folder (a full load would still get valid weights).", 18,
+      r"weights|pickle|load",
+      _weights_builder("correct", lambda path, ctx: _malicious_weights(path, ctx.canary / "pwned"))),
+    S("weights_huge", "The correct solution; pixelcnn.pth is the reference weights (still loadable) padded to 30 MB "
+      "by an unused record.", 18, r"larger than|too large|size",
+      _weights_builder("correct", lambda path, ctx: _huge_weights(path))),
+    S("weights_wrong_arch", "The correct solution; pixelcnn.pth holds PixelCNN(n_channels=64) weights.", 18,
+      r"could not be loaded|size mismatch|weights",
+      _weights_builder("correct", lambda path, ctx: _wrong_arch_weights(path))),
+    # ------------------------------------------------------------------ patching what judges
+    S("patch_assert", "mask_centre code and weights; replaces builtins.AssertionError and the visible checks.", 11, "",
+      _hostile("mask_centre", CENTRE, "masked_conv", _static(PATCH_ASSERT))),
+    S("patch_torch_numpy", "mask_centre code and weights; torch.allclose/equal, np.array_equal/allclose always True, "
+      "Tensor.__ne__ all False.", 11, "", _hostile("mask_centre", CENTRE, "masked_conv", _static(PATCH_TORCH_NUMPY))),
+    S("patch_ipython", "mask_centre code and weights; an IPython custom exception handler that hides every error.", 11,
+      "", _hostile("mask_centre", CENTRE, "masked_conv", _static(PATCH_IPYTHON))),
+    S("patch_autograder", "Partial code; imports or fakes autograder.checks with full marks, adds scores to every "
+      "json.dumps.", 10, "", _hostile("partial", None, "masked_conv", _static(PATCH_AUTOGRADER))),
+    # ------------------------------------------------------------------ reading and writing what it must not
+    S("read_reference", "Blank code; every solution cell tries to read and exec the autograder's reference, the "
+      "instructor's notebook (also via git and the output folder) and copy the reference weights.", 0, "",
+      _hostile_blank(READ_REFERENCE, repo=lambda ctx: ctx.repo, out=lambda ctx: ctx.out)),
+    S("read_others", "Blank code; every solution cell tries to exec another student's solution cells and copy their "
+      "weights.", 0, "",
+      _hostile_blank(READ_OTHERS, submitted=lambda ctx: ctx.submitted, out=lambda ctx: ctx.out)),
+    S("read_gradebook", "Partial code; sets every score in the SQLite gradebook to 100 and writes a fake grades.csv.",
+      10, "", _hostile("partial", None, "masked_conv", lambda ctx: _template(
+          READ_GRADEBOOK, gradebook=ctx.out / "gradebook.db", grades_csv=ctx.out / "grades.csv"))),
+    S("write_outside", "Partial code; plants files in the canary folder, the repository, the output folder, /tmp "
+      "and the home folder.", 10, "", _hostile("partial", None, "pixelcnn", lambda ctx: _template(
+          WRITE_OUTSIDE, canary_file=ctx.canary / ctx.marker, repo_file=ctx.repo / f"{ctx.marker}.txt",
+          out_file=ctx.out / f"{ctx.marker}.txt", tmp_file=f"/tmp/{ctx.marker}", home_file=f"~/{ctx.marker}"))),
+    S("network", "Partial code; sends the marker to a loopback port and fetches http://example.com.", 10, "",
+      _hostile("partial", None, "masked_conv", lambda ctx: _template(NETWORK, port=ctx.port, marker=ctx.marker))),
+    # ------------------------------------------------------------------ crashes (correct code + reference weights)
+    S("sys_exit", "The correct solution and weights, but loss_fn calls sys.exit(3).", 20, r"exit",
+      _hostile("correct", REF, "loss_fn", _static(SYS_EXIT), function="loss_fn")),
+    S("os_exit", "The correct solution and weights, but generate calls os._exit(1).", 18, DIED,
+      _hostile("correct", REF, "generate", _static(OS_EXIT), function="generate")),
+    S("kernel_kill", "The correct solution and weights, but generate sends SIGKILL to its own process.", 18, DIED,
+      _hostile("correct", REF, "generate", _static(KERNEL_KILL), function="generate")),
+    S("hang", "The correct solution and weights, but generate starts with an endless loop.", 18, TIMEOUT,
+      _hostile("correct", REF, "generate", _static(HANG), function="generate")),
+    S("memory_hog", "The correct solution and weights, but loss_fn first allocates 512 GiB.", 20, r"memory|allocat",
+      _hostile("correct", REF, "loss_fn", _static(MEMORY_HOG), function="loss_fn")),
+    S("output_flood", "The correct solution and weights, but generate first prints 4 GB.", 18,
+      r"output|died|too large|file size|limit",
+      _hostile("correct", REF, "generate", _static(OUTPUT_FLOOD), function="generate")),
+    S("fork_leftovers", "The correct solution and weights; the masked_conv cell starts a sleep and a double-forked "
+      "daemon (new sessions, the marker in their argv).", 23, "",
+      _hostile("correct", REF, "masked_conv", lambda ctx: _template(FORK_LEFTOVERS, marker=ctx.marker))),
+    S("disk_fill", "The correct solution and weights; the loss_fn cell fills its working folder 1 MiB at a time.", 23,
+      "", _hostile("correct", REF, "loss_fn", lambda ctx: _template(DISK_FILL, cap_mb=DISK_FILL_CAP_MB))),
+]
+
+
+def build_corpus(submitted: Path, ctx: Context, names: list[str] | None = None) -> dict[str, Scenario]:
+    """Write ``submitted/<name>/10_ar/...`` for each scenario (all, or ``names``); return them by name."""
+    by_name = {s.name: s for s in SCENARIOS}
+    unknown = sorted(set(names or []) - set(by_name))
+    if unknown:
+        raise KeyError(f"unknown scenario(s): {', '.join(unknown)}")
+    chosen = {name: by_name[name] for name in (names if names is not None else by_name)}
+    for name, scenario in chosen.items():
+        shutil.rmtree(Path(submitted) / name, ignore_errors=True)
+        folder = Path(submitted) / name / "10_ar"
+        folder.mkdir(parents=True)
+        scenario.build(folder, ctx)
+    return chosen
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) != 1:
+        print("usage: python -m tests.grading_corpus DIR", file=sys.stderr)
+        return 2
+    target = Path(argv[0]).resolve()
+    ctx = Context(repo=ROOT, submitted=target, out=target.with_name(target.name + "-out"),
+                  canary=target.with_name(target.name + "-canary"), port=9, marker="arflowcorpusdummymarker")
+    built = build_corpus(target, ctx)
+    for name, scenario in built.items():
+        files = sorted(str(p.relative_to(target / name / "10_ar")) for p in (target / name / "10_ar").rglob("*")
+                       if p.is_file())
+        print(f"{name:24s} {scenario.total:4g}  {'honest' if scenario.honest else '      '}  {scenario.reason!r:45s} "
+              f"{', '.join(files)}")
+    print(f"{len(built)} scenarios in {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

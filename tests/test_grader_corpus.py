@@ -1,0 +1,167 @@
+"""The corpus of hostile and broken submissions (tests/grading_corpus.py), graded in ONE run with
+2 jobs together with honest submissions.
+
+Each scenario must get exactly the total its honest parts earn, with a reason that says what
+happened; the honest submissions must get the totals they get alone (the samples' expected
+totals); nothing may escape: no file planted outside the jail, no connection to the host, no
+process left behind, no submission dropped from the gradebook. Short limits keep the run short
+(a hang costs one probe's 20 s, not the default 120 s).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+from grading_corpus import SCENARIOS, Context, build_corpus
+
+from autograder.grade import grade
+from autograder.worker import GradingLimits
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
+LIMITS = GradingLimits(probe_seconds=20, checks_seconds=300, cell_seconds=40, notebook_seconds=300,
+                       submission_seconds=900, output_bytes=2 * 2**20, bpd_limit=100)
+
+
+class Listener:
+    """A TCP server on loopback that records every connection (none may arrive from a submission)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.5)
+        self.port = self.sock.getsockname()[1]
+        self.connections: list[bytes] = []
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while self.running:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            conn.settimeout(1)
+            try:
+                self.connections.append(conn.recv(1024))
+            except OSError:
+                self.connections.append(b"")
+            conn.close()
+
+    def close(self):
+        self.running = False
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def graded():
+    # Outside /tmp (the jail gives each submission a private /tmp): what keeps the submissions, the
+    # output folder and the canary out of reach must be the jail's hidden paths and its own uid.
+    root = Path(tempfile.mkdtemp(dir="/var/tmp", prefix="arflow-corpus-"))
+    root.chmod(0o755)
+    listener = Listener()
+    ctx = Context(repo=REPO, submitted=root / "submitted", out=root / "out", canary=root / "canary", port=listener.port,
+                  marker=f"arflowcanary{secrets.token_hex(4)}")
+    ctx.canary.mkdir()
+    os.chmod(ctx.canary, 0o777)  # writable by anyone: only the jail can keep a submission out
+    scenarios = build_corpus(ctx.submitted, ctx)
+    summary = grade(ctx.submitted, ctx.out, jobs=2, seed=99, limits=LIMITS, log=lambda *a: None)
+    listener.close()
+    yield scenarios, summary, ctx, listener
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _why(summary: dict, student: str) -> str:
+    result = summary["results"].get(student, {})
+    return " | ".join([*summary["problems"].get(student, []), *result.get("errors", {}).values(),
+                       result.get("failed", "")])
+
+
+def test_the_corpus_is_large_enough_and_mixes_honest_submissions():
+    assert len([s for s in SCENARIOS if not s.honest]) >= 20
+    assert len([s for s in SCENARIOS if s.honest]) >= 2
+    assert len({s.name for s in SCENARIOS}) == len(SCENARIOS)
+
+
+@pytest.mark.parametrize("name", [s.name for s in SCENARIOS])
+def test_each_submission_gets_what_its_honest_parts_earn_with_its_reason(graded, name):
+    scenarios, summary, _, _ = graded
+    scenario = scenarios[name]
+    totals = {row["student_id"]: row["total"] for row in summary["rows"]}
+    why = _why(summary, name)
+    assert totals[name] == scenario.total, f"{name} ({scenario.what}): {totals[name]} != {scenario.total}; {why}"
+    if scenario.reason:
+        assert re.search(scenario.reason, why, flags=re.I), f"{name}: no reason matching {scenario.reason!r} in: {why}"
+
+
+def test_no_submission_is_dropped_and_the_gradebook_agrees_with_grades_csv(graded):
+    scenarios, summary, ctx, _ = graded
+    from nbgrader.api import Gradebook
+
+    assert {row["student_id"] for row in summary["rows"]} == set(scenarios)
+    assert not [s for s, r in summary["results"].items() if "failed" in r], "a worker failed"
+    rows = {row["student_id"]: row for row in summary["rows"]}
+    with Gradebook(f"sqlite:///{ctx.out / 'gradebook.db'}") as gb:
+        for student in scenarios:
+            submission = gb.find_submission("10_ar", student)
+            assert abs(submission.score - rows[student]["total"]) < 1e-9, student
+            assert (ctx.out / "feedback" / student / "10_ar" / "pixelcnn.html").is_file(), student
+
+
+def test_nothing_escapes_the_jail(graded):
+    _, _, ctx, listener = graded
+    assert list(ctx.canary.iterdir()) == [], "a submission wrote into a host folder"
+    assert listener.connections == [], "a submission reached the host over the network"
+    planted = [p for base in (REPO, ctx.out, ctx.submitted) for p in base.rglob(f"*{ctx.marker}*")]
+    planted += [p for base in (Path("/tmp"), Path.home()) for p in base.glob(f"*{ctx.marker}*")]
+    assert planted == [], planted
+    leftovers = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if ctx.marker.encode() in (proc / "cmdline").read_bytes():
+                    leftovers.append(proc.name)
+            except OSError:
+                pass
+    assert leftovers == [], f"processes left behind: {leftovers}"
+    assert not (ctx.out / "work").exists() or [p.name for p in (ctx.out / "work").iterdir()] == ["_template"]
+
+
+def test_hostile_code_cannot_change_the_gradebook_or_grades_csv(graded):
+    _, summary, ctx, _ = graded
+    import csv
+
+    with open(ctx.out / "grades.csv") as handle:
+        rows = {row["student_id"]: float(row["total"]) for row in csv.DictReader(handle)}
+    assert rows == {row["student_id"]: row["total"] for row in summary["rows"]}
+    assert max(rows.values()) <= 23
+
+
+def test_the_instructor_summary_groups_failures_and_flags_submissions(graded):
+    scenarios, summary, ctx, _ = graded
+    info = summary["summary"]
+    assert (ctx.out / "summary.png").stat().st_size > 10_000 and (ctx.out / "summary.md").is_file()
+    students_in = {name: set(students) for name, students in info["groups"].items()}
+    assert "hang" in students_in.get("time limit", set()), info["text"]
+    assert "memory_hog" in students_in.get("memory limit", set()), info["text"]
+    assert "invalid_json" in students_in.get("notebook missing or unreadable", set()), info["text"]
+    assert "output_flood" in students_in.get("output or file size limit", set()), info["text"]
+    assert {"os_exit", "kernel_kill"} <= students_in.get("process died (exit, signal)", set()), info["text"]
+    assert {"pickle_weights", "weights_wrong_arch"} <= students_in.get("weights rejected", set()), info["text"]
+    for flagged in ("notebook_renamed", "test_cells_edited", "invalid_json"):
+        assert flagged in info["look"], (flagged, info["look"])
+    for honest in (s for s in scenarios.values() if s.honest):
+        assert honest.name not in info["look"]
+    assert json.loads((ctx.out / "hidden.json").read_text()).keys() == set(scenarios)

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import ctypes
 import hashlib
 import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -143,6 +145,15 @@ def _worker_command(spec_path: Path, result_path: Path) -> list[str]:
     return argv
 
 
+def _die_with_parent() -> None:
+    """In the worker's child, before exec: SIGKILL it if the grader dies (``kill -9`` included), so no
+    worker (and, through its PID namespace, nothing it started) outlives the grader."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the worker may outlive a killed grader (autograder/README.md)
+
+
 def _run_worker(student: str, submission: Path, out: Path, template: Path, slot: int, seed: int | None,
                 limits: GradingLimits, hide: list[str]) -> dict:
     """Grade one submission in a worker process; returns its result, or a failure to flag."""
@@ -161,7 +172,7 @@ def _run_worker(student: str, submission: Path, out: Path, template: Path, slot:
     with open(root / "worker.log", "wb") as log:
         process = subprocess.Popen(_worker_command(root / "spec.json", result_path), cwd=REPO, env=env,
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
+                                   start_new_session=True, preexec_fn=_die_with_parent)
         try:
             process.wait(timeout=limits.submission_seconds)
         except subprocess.TimeoutExpired:

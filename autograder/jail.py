@@ -10,7 +10,8 @@ As root on Linux (the grading machines and CI) a jailed command runs:
 - with **hidden paths** (the autograder, the gradebook, other submissions, the grader's
   output folder): empty read-only filesystems are mounted over them;
 - in a private, size-limited **tmpfs** working folder and a private ``/tmp``, so it cannot
-  fill the disk;
+  fill the disk, with **every other mount read-only** (world-writable host folders such as
+  ``/var/tmp`` and ``/dev/shm`` included), so it writes nowhere else;
 - under **rlimits**: address space (memory), largest file written (captured output
   included), number of processes, open files, no core dumps;
 - under a **wall-clock limit** enforced by the parent, which kills the whole jail.
@@ -119,8 +120,9 @@ class Jail:
 
     def __init__(self, files: dict[str, bytes | os.PathLike] | None = None, limits: Limits = Limits(),
                  hide: list[str | os.PathLike] = (), slot: int = 0, env: dict[str, str] | None = None,
-                 isolate: bool | None = None):
+                 isolate: bool | None = None, writable: list[str | os.PathLike] = ()):
         self.limits, self.slot = limits, slot
+        self.writable = [str(Path(p).resolve()) for p in writable]
         self.jailed = jail_available() if isolate is None else isolate
         self.hide = [str(Path(p).resolve()) for p in hide]
         self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **(env or {})}
@@ -149,6 +151,7 @@ class Jail:
             spec.write_text(json.dumps({
                 "argv": argv, "staging": str(self.work), "uid": FIRST_UID + self.slot, "limits": asdict(self.limits),
                 "hide": [p for p in self.hide if os.path.exists(p)], "env": self.env, "collect": list(collect),
+                "writable": self.writable,
                 "reach": reachable_paths()}))
             command = ["unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc",
                        sys.executable, "-I", str(INIT), str(spec)]
@@ -205,13 +208,13 @@ class Jail:
 
 def run(argv: list[str], files: dict[str, bytes | os.PathLike] | None = None, limits: Limits = Limits(),
         hide: list[str | os.PathLike] = (), slot: int = 0, env: dict[str, str] | None = None,
-        collect: list[str] = (), isolate: bool | None = None) -> JailResult:
+        collect: list[str] = (), isolate: bool | None = None, writable: list[str | os.PathLike] = ()) -> JailResult:
     """Run ``argv`` to its end (or its time limit) in a fresh jail whose working folder holds ``files``.
 
     Returns its status, its output (at most ``limits.file_bytes`` of each stream) and the
     files named in ``collect`` that it left in its working folder.
     """
-    with Jail(files, limits, hide, slot, env, isolate) as jail:
+    with Jail(files, limits, hide, slot, env, isolate, writable) as jail:
         out, err = jail.staging / "stdout", jail.staging / "stderr"
         with open(out, "wb") as out_handle, open(err, "wb") as err_handle:
             process = jail.start(argv, collect=collect, stdout=out_handle, stderr=err_handle,

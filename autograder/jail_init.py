@@ -86,6 +86,38 @@ def make_reachable(paths, uid_can_enter):
         cover(min(blocked, key=len), paths, "size=64k,mode=0755")
 
 
+MS_NOEXEC, MS_REMOUNT, CLONE_NEWNS = 8, 32, 0x00020000
+FLAG_OPTIONS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC}
+#: mount points left writable: kernel interfaces (their own permissions apply)
+VIRTUAL = ("/proc", "/sys", "/dev/pts", "/dev/mqueue")
+
+
+def _unescape(field):
+    return field.encode().decode("unicode_escape").encode("latin-1").decode()
+
+
+def read_only_everywhere(writable):
+    """Remount every mount point of this namespace read-only, except the jail's own tmpfs folders
+    (``writable``) and kernel interfaces: a world-writable host folder (``/var/tmp``, ``/dev/shm``)
+    must not take a submission's files either."""
+    with open("/proc/self/mountinfo") as handle:
+        mounts = [line.split() for line in handle]
+    for fields in mounts:
+        target, options = _unescape(fields[4]), fields[5].split(",")
+        if target in writable or any(target == v or target.startswith(v + "/") for v in VIRTUAL):
+            continue
+        if "ro" in options:
+            continue
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+        for name, bit in FLAG_OPTIONS.items():
+            if name in options:
+                flags |= bit
+        try:
+            mount(None, target, None, flags)
+        except OSError:
+            pass  # a mount that cannot be remounted (gone, or special): nothing the uid could write there
+
+
 def other_can_enter(path):
     try:
         return bool(os.stat(path).st_mode & 0o001)
@@ -112,6 +144,9 @@ def main():
             mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k,mode=0555")
         elif os.path.exists(path):
             mount("/dev/null", path, None, MS_BIND)
+    for path in spec.get("writable", []):  # e.g. the jailed kernel's socket folder: a mount point of its own
+        if os.path.isdir(path):
+            mount(path, path, None, MS_BIND)
     for name, content in staged.items():
         with open(os.path.join(WORK, name), "wb") as handle:
             handle.write(content)
@@ -121,6 +156,12 @@ def main():
     child = os.fork()
     if child == 0:
         try:
+            # A mount namespace of the command's own, where everything else is read-only; this
+            # process keeps its writable view, to hand back the collected files.
+            if libc.unshare(CLONE_NEWNS) != 0:
+                raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
+            mount(None, "/", None, MS_REC | MS_PRIVATE)
+            read_only_everywhere({WORK, "/tmp", *spec.get("writable", [])})
             os.chdir(WORK)
             for name, value in (("RLIMIT_AS", limits["memory_bytes"]), ("RLIMIT_FSIZE", limits["file_bytes"]),
                                 ("RLIMIT_NPROC", limits["processes"]), ("RLIMIT_CORE", 0),

@@ -54,7 +54,7 @@ class JailedKernelManager(AsyncKernelManager):
                "MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYTHONDONTWRITEBYTECODE": "1",
                "NBGRADER_EXECUTION": os.environ.get("NBGRADER_EXECUTION", "autograde")}
         self._jail = Jail(files, limits=self.limits, hide=sandbox.hidden_paths(), slot=sandbox.next_slot(2000),
-                          env=env)
+                          env=env, writable=[self._ipc_dir])  # the kernel's sockets; every other mount is read-only
         # The whole notebook's wall clock: a kernel still running then is killed with everything it started.
         self._timer = threading.Timer(self.limits.wall_seconds, self._out_of_time)
         self._timer.daemon = True

@@ -169,3 +169,29 @@ def test_a_planted_symlink_is_not_collected():
 def test_bad_file_names_are_refused():
     with pytest.raises(ValueError, match="plain names"):
         jail.run(["true"], files={"../escape": b""})
+
+
+@needs_jail
+def test_world_writable_host_folders_are_read_only_inside(outside_tmp):
+    """Only the jail's own tmpfs folders (and a folder it is told to keep writable) take writes:
+    a world-writable host folder (here a 1777 one under /var/tmp, like /var/tmp or /dev/shm) does not."""
+    open_dir = outside_tmp / "open"
+    open_dir.mkdir()
+    os.chmod(outside_tmp, 0o755)
+    os.chmod(open_dir, 0o1777)
+    kept = outside_tmp / "kept"
+    kept.mkdir()
+    os.chmod(kept, 0o1777)
+    code = ("import os, sys\n"
+            "for folder in sys.argv[1:] + ['/dev/shm', '.', '/tmp']:\n"
+            "    try:\n"
+            "        open(os.path.join(folder, 'planted'), 'w').write('x')\n"
+            "        print(folder + '|wrote')\n"
+            "    except OSError as err:\n"
+            "        print(folder + '|denied', err.errno)\n")
+    result = jail.run([PY, "-I", "-c", code, str(open_dir), str(kept)], limits=SMALL, writable=[kept])
+    verdicts = dict(line.split("|", 1) for line in result.stdout.decode().splitlines())
+    assert verdicts[str(open_dir)].startswith("denied") and verdicts["/dev/shm"].startswith("denied"), verdicts
+    assert verdicts["."] == "wrote" and verdicts["/tmp"] == "wrote" and verdicts[str(kept)] == "wrote", verdicts
+    assert not (open_dir / "planted").exists() and (kept / "planted").exists()
+    assert not os.path.exists("/dev/shm/planted")

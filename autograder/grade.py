@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import queue
+import selectors
 import shutil
 import signal
 import subprocess
@@ -136,11 +137,11 @@ def _prepare(out: Path, db_url: str) -> Path:
     return template
 
 
-def _worker_command(spec_path: Path, result_path: Path) -> list[str]:
-    argv = [sys.executable, "-m", "autograder.worker", str(spec_path), str(result_path)]
+def _worker_command() -> list[str]:
+    argv = [sys.executable, "-m", "autograder.worker", "--serve"]
     if jail.jail_available():
         # The worker is the first process of a PID namespace of its own: when it ends (or is killed
-        # at its time limit) every process it started dies with it, jailed kernels and boxes included.
+        # at a time limit) every process it started dies with it, jailed kernels and boxes included.
         return ["unshare", "--pid", "--fork", "--kill-child", "--mount", "--mount-proc", *argv]
     return argv
 
@@ -154,9 +155,74 @@ def _die_with_parent() -> None:
         pass  # not Linux: the worker may outlive a killed grader (autograder/README.md)
 
 
-def _run_worker(student: str, submission: Path, out: Path, template: Path, slot: int, seed: int | None,
-                limits: GradingLimits, hide: list[str]) -> dict:
-    """Grade one submission in a worker process; returns its result, or a failure to flag."""
+class Worker:
+    """One job slot's worker process (``python -m autograder.worker --serve``): it grades the
+    submissions it is given one after another, so the interpreter and its imports (torch,
+    nbgrader: seconds of CPU) are paid once per slot, not once per submission. A worker that
+    passes a submission's time limit or dies is killed with all it started, and replaced."""
+
+    def __init__(self, slot: int, logs: Path):
+        self.slot, self.log_path = slot, logs / f"worker-{slot}.log"
+        self.process: subprocess.Popen | None = None
+
+    def _start(self) -> None:
+        env = dict(os.environ, ARFLOW_JAIL_SLOT_BASE=str(100 * self.slot), OMP_NUM_THREADS="1",
+                   PYTHONDONTWRITEBYTECODE="1")
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(_worker_command(), cwd=REPO, env=env, stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=log, start_new_session=True,
+                                            preexec_fn=_die_with_parent)
+
+    def grade(self, spec: Path, result: Path, timeout: float) -> str:
+        """Have the worker grade ``spec``; returns "" when it answered, else why it did not."""
+        if self.process is None or self.process.poll() is not None:
+            self._start()
+        try:
+            self.process.stdin.write(f"{spec}\t{result}\n".encode())
+            self.process.stdin.flush()
+        except OSError as err:
+            self.stop()
+            return f"the grading worker could not be reached ({err})"
+        deadline, buffer = time.monotonic() + timeout, b""
+        fd = self.process.stdout.fileno()
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            while b"\n" not in buffer:
+                left = deadline - time.monotonic()
+                if left <= 0 or not selector.select(left):
+                    self.stop()
+                    return f"grading stopped at the {timeout:.0f} s limit per submission"
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    code = self.process.wait()
+                    self.stop()
+                    return f"the grading worker died (exit status {code}); log: {self.log_path}"
+                buffer += chunk
+        return ""
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout=10)  # a served worker ends when its input does
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # and with its PID namespace, all it started
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.process.wait()
+        self.process.stdout.close()
+        self.process = None
+
+
+def _grade_in(worker: Worker, student: str, submission: Path, out: Path, template: Path, seed: int | None,
+              limits: GradingLimits, hide: list[str]) -> dict:
+    """Grade one submission with ``worker``; returns its result, or a failure to flag."""
     root = out / "work" / student
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
@@ -167,29 +233,10 @@ def _run_worker(student: str, submission: Path, out: Path, template: Path, slot:
             "seed": seed, "limits": asdict(limits), "hide": hide}
     (root / "spec.json").write_text(json.dumps(spec))
     result_path = root / "result.json"
-    env = dict(os.environ, ARFLOW_JAIL_SLOT_BASE=str(100 * slot), OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
-    began = time.perf_counter()
-    with open(root / "worker.log", "wb") as log:
-        process = subprocess.Popen(_worker_command(root / "spec.json", result_path), cwd=REPO, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True, preexec_fn=_die_with_parent)
-        try:
-            process.wait(timeout=limits.submission_seconds)
-        except subprocess.TimeoutExpired:
-            pass
-        finally:
-            try:
-                os.killpg(process.pid, 9)  # and with the worker's PID namespace, all it started
-            except (ProcessLookupError, PermissionError):
-                pass
-            process.wait()
+    why = worker.grade(root / "spec.json", result_path, limits.submission_seconds)
     if result_path.is_file():
         return json.loads(result_path.read_text())
-    tail = (root / "worker.log").read_bytes()[-800:].decode(errors="replace")
-    why = (f"grading stopped at the {limits.submission_seconds:.0f} s limit per submission"
-           if time.perf_counter() - began >= limits.submission_seconds - 1 else
-           f"the grading worker failed (exit status {process.returncode}): ...{tail}")
-    return {"student": student, "failed": why}
+    return {"student": student, "failed": why or f"the grading worker gave no result; log: {worker.log_path}"}
 
 
 def _commit(out: Path, db_url: str, result: dict) -> None:
@@ -250,16 +297,18 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
         log(f"{len(students) - len(todo)} submission(s) unchanged since they were graded: kept")
     results = {s: finished[s]["result"] for s in students if finished[s] is not None and "result" in finished[s]}
     problems: dict[str, list[str]] = {s: [] for s in students}
-    slots: queue.Queue[int] = queue.Queue()
+    logs = out / "logs"
+    logs.mkdir(exist_ok=True)
+    workers: queue.Queue[Worker] = queue.Queue()
     for slot in range(jobs):
-        slots.put(slot)
+        workers.put(Worker(slot, logs))
 
     def work(student: str) -> dict:
-        slot = slots.get()
+        worker = workers.get()
         try:
-            return _run_worker(student, submitted / student / ASSIGNMENT, out, template, slot, seed, limits, hide)
+            return _grade_in(worker, student, submitted / student / ASSIGNMENT, out, template, seed, limits, hide)
         finally:
-            slots.put(slot)
+            workers.put(worker)
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(work, s): s for s in todo}
@@ -282,6 +331,8 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
             _write_state(state / f"{student}.json", prints[student], result)
             shutil.rmtree(out / "work" / student, ignore_errors=True)
         bar.close()
+    while not workers.empty():
+        workers.get().stop()
     header, rows = _grade_table(db_url, students)
     with open(out / "grades.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=header)

@@ -1,4 +1,5 @@
-"""Grade ONE submission in a process of its own: ``python -m autograder.worker SPEC.json RESULT.json``.
+"""Grade ONE submission in a process of its own: ``python -m autograder.worker SPEC.json RESULT.json``
+(or many, one after another: ``python -m autograder.worker --serve``, as ``autograder.grade`` does).
 
 ``autograder.grade`` starts one worker per submission (``--jobs N`` of them at once) and is
 the only writer of the class gradebook; a worker never touches it. Each worker works in a
@@ -233,8 +234,11 @@ def grade_one(spec: dict) -> dict:
     sandbox.hide_also(*spec["hide"])
     from .jail import Limits
     from .jailed_kernel import JailedKernelManager
+    from .limited_execute import LimitedExecute
 
     JailedKernelManager.limits = Limits(wall_seconds=limits.notebook_seconds, memory_bytes=limits.memory_bytes)
+    JailedKernelManager.events.clear()  # a serving worker grades one submission after another
+    LimitedExecute.events.clear()
     folder = root / "submitted" / student / ASSIGNMENT
     notes = intake(Path(spec["submission"]), folder, limits)
     notebook = folder / f"{NOTEBOOK}.ipynb"
@@ -278,8 +282,6 @@ def grade_one(spec: dict) -> dict:
         if not nbgrader_ok:
             notes.append(_why_nbgrader_failed(res))
     autograde_seconds = time.perf_counter() - t0
-    from .limited_execute import LimitedExecute
-
     notes += JailedKernelManager.events + LimitedExecute.events
     thread.join()
     results = outcome["results"]
@@ -331,15 +333,39 @@ def _timestamp(folder: Path) -> str | None:
         return None
 
 
+def run_spec(spec_path: Path, result_path: Path) -> None:
+    """Grade the submission described in ``spec_path``; write RESULT last and atomically."""
+    result = grade_one(json.loads(Path(spec_path).read_text()))
+    tmp = Path(result_path).with_suffix(".tmp")
+    tmp.write_text(json.dumps(result))
+    os.replace(tmp, result_path)  # written last: a result file means a finished grade
+
+
+def serve() -> int:
+    """Grade one submission after another: each stdin line is ``SPEC RESULT``; answers ``done`` on
+    stdout. Saves the interpreter's start and imports (torch, nbgrader: seconds) per submission."""
+    channel = os.fdopen(os.dup(1), "w")  # the answers; anything else printed goes to the log (stderr)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        spec_path, result_path = line.rstrip("\n").split("\t")
+        try:
+            run_spec(Path(spec_path), Path(result_path))
+        except Exception:  # no result file: the grader flags this student and the next run retries
+            traceback.print_exc()
+        channel.write("done\n")
+        channel.flush()
+    return 0
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    spec = json.loads(Path(argv[0]).read_text())
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    result = grade_one(spec)
-    target = Path(argv[1])
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, target)  # written last: a result file means a finished grade
+    if argv == ["--serve"]:
+        return serve()
+    run_spec(Path(argv[0]), Path(argv[1]))
     return 0
 
 

@@ -62,6 +62,16 @@ def plain_nbgrader(submitted: Path, course: Path) -> float:
     return time.perf_counter() - began
 
 
+def cpu_seconds() -> float:
+    """CPU seconds the whole machine has spent busy so far (``/proc/stat``): the grader's processes
+    are spread over workers, jails and kernels in namespaces of their own, so count them all (the
+    bench machine should be otherwise idle; its load average is printed)."""
+    with open("/proc/stat") as handle:
+        fields = handle.readline().split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -74,21 +84,28 @@ def main(argv=None) -> int:
         students = make_submissions(submitted, args.n)
         n = len(students)
         print(f"{n} submissions ({', '.join(students)}); load average at start {os.getloadavg()[0]:.1f}", flush=True)
+        cores = len(os.sched_getaffinity(0))
+        cpu0 = cpu_seconds()
         plain = plain_nbgrader(submitted, tmp / "plain")
+        cpu = (cpu_seconds() - cpu0) / n
         print(f"plain nbgrader autograde, serial: {plain:.0f} s, {60 * n / plain:.2f} submissions/min "
-              f"({plain / n:.1f} s each; visible tests only, nothing jailed)", flush=True)
+              f"({plain / n:.1f} s each; visible tests only, nothing jailed); {cpu:.1f} CPU s per submission",
+              flush=True)
         runs = {}
         for jobs in (1, 2):
-            began = time.perf_counter()
+            began, cpu0 = time.perf_counter(), cpu_seconds()
             summary = grade(submitted, tmp / f"graded{jobs}", jobs=jobs, seed=7, log=lambda *a: None)
             wall = time.perf_counter() - began
+            cpu = (cpu_seconds() - cpu0) / n
             runs[jobs] = summary
             seconds = summary["worker_seconds"].values()
             autograde = statistics.mean(s["autograde"] for s in seconds)
             worker = statistics.mean(s["total"] for s in seconds)
             checks = statistics.mean(s["checks"] for s in seconds)
             print(f"autograder grade --jobs {jobs}: {wall:.0f} s, {60 * n / wall:.2f} submissions/min "
-                  f"(x{plain / wall:.2f} the plain serial throughput)", flush=True)
+                  f"(x{plain / wall:.2f} the plain serial throughput); {cpu:.1f} CPU s per submission, "
+                  f"{cpu * n / wall:.2f} of {cores} cores busy (at most {60 * cores / cpu:.2f} submissions/min "
+                  f"on {cores} cores)", flush=True)
             print(f"  per submission: worker {worker:.1f} s = nbgrader autograde {autograde:.1f} s (jailed kernel) "
                   f"in parallel with the checks {checks:.1f} s; beyond executing the notebook: "
                   f"{worker - autograde:+.1f} s in the worker, {jobs * wall / n - worker:+.1f} s of orchestration",

@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
@@ -307,7 +307,6 @@ def grade_one(spec: dict) -> dict:
             "bits_per_dim": getattr(results.get("hidden_trained_model"), "bits_per_dim", None),
             "notes": reasons, "grader_error": outcome.get("grader_error"),
             "autograded": str(autograded) if nbgrader_ok else None, "feedback": str(feedback),
-            "timestamp": _timestamp(Path(spec["submission"])),
             "seconds": {"autograde": autograde_seconds, "checks": outcome.get("seconds", 0.0),
                         "total": time.perf_counter() - began}}
 
@@ -322,15 +321,6 @@ def _why_nbgrader_failed(res: dict) -> str:
             return f"the notebook could not be run to its end for the feedback: {says}"
     last = [line for line in text.strip().splitlines() if line.strip()][-1:]
     return "the notebook could not be run to its end for the feedback" + (f" ({last[0][:200]})" if last else "")
-
-
-def _timestamp(folder: Path) -> str | None:
-    """nbgrader's ``timestamp.txt`` of a submission, if any (the submission time)."""
-    stamp = folder / "timestamp.txt"
-    try:
-        return stamp.read_text()[:64].strip() or None if stamp.is_file() and stamp.stat().st_size < 1000 else None
-    except OSError:
-        return None
 
 
 def run_spec(spec_path: Path, result_path: Path) -> None:
@@ -367,10 +357,6 @@ def main(argv=None) -> int:
         return serve()
     run_spec(Path(argv[0]), Path(argv[1]))
     return 0
-
-
-def limits_dict(limits: GradingLimits) -> dict:
-    return asdict(limits)
 
 
 if __name__ == "__main__":

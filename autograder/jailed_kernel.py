@@ -36,6 +36,8 @@ class JailedKernelManager(AsyncKernelManager):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._timer: threading.Timer | None = None
+        # This submission's list: a stray event can never land in the next submission's feedback.
+        self._events = JailedKernelManager.events
         base = "/dev/shm" if os.path.isdir("/dev/shm") else None
         self._ipc_dir = tempfile.mkdtemp(prefix="arflow-kernel-", dir=base)
         os.chmod(self._ipc_dir, 0o777)  # the jailed kernel, under its own uid, creates its sockets here
@@ -66,29 +68,44 @@ class JailedKernelManager(AsyncKernelManager):
         return command
 
     def _out_of_time(self) -> None:
-        JailedKernelManager.events.append(f"the notebook ran past its time limit ({self.limits.wall_seconds:.0f} s) "
-                                          "and its kernel was stopped")
+        self._events.append(f"the notebook ran past its time limit ({self.limits.wall_seconds:.0f} s) "
+                            "and its kernel was stopped")
         self._kill_jail()
 
     def _kill_jail(self) -> None:
         process = getattr(self.provisioner, "process", None) if self.provisioner else None
-        if process is not None:
+        if process is not None and process.poll() is None:  # a reaped process's PID may be someone else's now
             try:
                 os.killpg(process.pid, signal.SIGKILL)  # unshare leads the group; its PID namespace dies with it
             except (ProcessLookupError, PermissionError):
                 pass
 
+    def _end_jail(self, restart: bool) -> None:
+        """Stop the whole-notebook clock, kill the kernel's jail and remove it; safe to call again."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._kill_jail()
+        if self._jail is not None:
+            self._jail.close()
+            self._jail = None
+        if not restart:
+            shutil.rmtree(self._ipc_dir, ignore_errors=True)
+
     async def _async_shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
         try:
             await super()._async_shutdown_kernel(now=now, restart=restart)
         finally:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._kill_jail()
-            if self._jail is not None:
-                self._jail.close()
-                self._jail = None
-            if not restart:
-                shutil.rmtree(self._ipc_dir, ignore_errors=True)
+            self._end_jail(restart)
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        # nbclient skips the shutdown when the kernel is already dead (os._exit, a signal, the memory
+        # limit) and only cleans up: the clock and the jail must end here too, or the clock would
+        # fire while a serving worker grades the next submission.
+        try:
+            await super()._async_cleanup_resources(restart=restart)
+        finally:
+            self._end_jail(restart)
 
     shutdown_kernel = _async_shutdown_kernel
+    cleanup_resources = _async_cleanup_resources

@@ -237,8 +237,9 @@ def grade_one(spec: dict) -> dict:
     from .limited_execute import LimitedExecute
 
     JailedKernelManager.limits = Limits(wall_seconds=limits.notebook_seconds, memory_bytes=limits.memory_bytes)
-    JailedKernelManager.events.clear()  # a serving worker grades one submission after another
-    LimitedExecute.events.clear()
+    # A serving worker grades one submission after another: fresh lists, so that nothing recorded
+    # for an earlier submission (by a callback still running) can reach this one's feedback.
+    JailedKernelManager.events, LimitedExecute.events = [], []
     folder = root / "submitted" / student / ASSIGNMENT
     notes = intake(Path(spec["submission"]), folder, limits)
     notebook = folder / f"{NOTEBOOK}.ipynb"

@@ -1,30 +1,34 @@
-"""Run untrusted student code in a jail: limits, isolation, and nothing left behind.
+"""Run untrusted student code in a jail: an allowlist of what it sees, limits, nothing left behind.
 
-As root on Linux (the grading machines and CI) a jailed command runs:
+As root on Linux (the grading machines and CI) a jailed command runs under **bubblewrap**
+(``bwrap``, Debian's ``bubblewrap``) in a **minimal root built for it**: an allowlist, not a
+list of hidden paths. It sees
 
-- in fresh **network** (only a loopback interface, so no network at all), **mount** and **PID**
-  namespaces (``unshare``): when the jail's first process ends, the kernel kills every process
-  it started, double-forked daemons included;
-- as an **unprivileged user** (a uid of its own per job slot, no groups), so it can write
-  nothing of the instructor's;
-- with **hidden paths** (the autograder, the gradebook, other submissions, the grader's
-  output folder): empty read-only filesystems are mounted over them;
-- in a private, size-limited **tmpfs** working folder and a private ``/tmp``, so it cannot
-  fill the disk, with **every other mount read-only** (world-writable host folders such as
-  ``/var/tmp`` and ``/dev/shm`` included), so it writes nowhere else;
-- under **rlimits**: address space (memory), largest file written (captured output
-  included), number of processes, open files, no core dumps;
-- under a **wall-clock limit** enforced by the parent, which kills the whole jail.
+- the system's programs and libraries (``/usr`` and its ``/bin``, ``/lib`` links), read-only;
+- the Python interpreter and the course's virtual environment, read-only;
+- the course library ``arflow/`` (the assignment imports it), read-only, and nothing else of
+  the course: not ``autograder/``, ``solutions/``, the gradebook, other checkouts or submissions;
+- a synthetic ``/etc`` (the dynamic linker's cache, a ``passwd`` naming its own user);
+- its own size-limited **tmpfs** working folder (a host tmpfs the grader reads back), private
+  ``/tmp`` and ``/dev/shm``, a fresh ``/proc`` and a minimal ``/dev``; the root itself is read-only;
+
+in fresh **IPC** (System V shared memory and message queues die with it), **network** (a
+loopback of its own, so no network at all), **mount**, **PID** and **UTS** namespaces: when the
+jail's first process ends, every process it started is killed. The command runs as an
+**unprivileged uid** of its own per job slot, with no capabilities (``setpriv``), under
+**rlimits** (``prlimit``: address space, largest file written, processes, open files, no core
+dumps) and a **wall-clock limit** enforced by the parent. Where the grader made a **cgroup** for
+the submission (:mod:`autograder.cgroups`), every jail of that submission runs in it: memory,
+process count and CPU are limited per submission, not only per process.
 
 Without root (an instructor's laptop) :func:`jail_available` is False and commands run with
 the rlimits, in a new session whose process group is killed at the end, in a private working
-folder: no network isolation and no hidden paths. ``autograder/README.md`` says which
-guarantees hold where.
+folder: no namespaces and no allowlist. ``autograder/README.md`` says which guarantees hold where.
 """
 
 from __future__ import annotations
 
-import json
+import ctypes
 import os
 import shutil
 import signal
@@ -32,23 +36,32 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-INIT = Path(__file__).with_name("jail_init.py")
+from .cgroups import SubmissionCgroup
+
 FIRST_UID = 61000  # jailed uids are FIRST_UID + slot; none of them owns anything on the machine
-JAIL_WORKDIR = "/mnt/arflow-work"  # the working folder as the jailed command sees it (see jail_init.py)
+JAIL_WORKDIR = "/mnt/arflow-work"  # the working folder as the jailed command sees it
+COURSE = Path(__file__).resolve().parents[1]
+#: the only parts of the course a jailed command sees (read-only): the library the assignment imports
+COURSE_ALLOWED = ("arflow",)
+#: /etc files copied into the jail's synthetic /etc (the dynamic linker needs its cache)
+ETC_ALLOWED = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime")
+MS_NOSUID, MS_NODEV, MNT_DETACH = 2, 4, 2
+_libc = ctypes.CDLL(None, use_errno=True)
+_cgroup: SubmissionCgroup | None = None
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-submission limits (autograder/README.md says why these values)."""
+    """Per-process limits of one jail (autograder/README.md says why these values)."""
 
     wall_seconds: float = 600.0
     memory_bytes: int = 3 * 2**30  # address space per process; torch with a small PixelCNN needs < 1.5 GiB
     file_bytes: int = 64 * 2**20  # the largest file a process may write, captured output included
-    disk_bytes: int = 256 * 2**20  # the private working folder, and /tmp, each
+    disk_bytes: int = 256 * 2**20  # the private working folder, /tmp and /dev/shm, each
     processes: int = 64  # per jailed uid
     open_files: int = 1024
 
@@ -84,22 +97,33 @@ class JailResult:
 
 @lru_cache(maxsize=1)
 def jail_available() -> bool:
-    """True where full isolation works: root on Linux with ``unshare`` (namespaces) usable."""
-    if sys.platform != "linux" or os.geteuid() != 0 or shutil.which("unshare") is None:
+    """True where full isolation works: root on Linux with bubblewrap, prlimit and setpriv usable."""
+    if sys.platform != "linux" or os.geteuid() != 0:
+        return False
+    if not all(shutil.which(tool) for tool in ("bwrap", "prlimit", "setpriv")):
         return False
     try:
-        probe = subprocess.run(["unshare", "--net", "--mount", "--pid", "--fork", "true"], capture_output=True,
-                               timeout=20)
+        probe = subprocess.run(["bwrap", "--ro-bind", "/", "/", "--unshare-pid", "--unshare-net", "--unshare-ipc",
+                                "--unshare-uts", "--die-with-parent", "true"], capture_output=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return probe.returncode == 0
 
 
-def reachable_paths() -> list[str]:
-    """What the jailed command must be able to reach: the interpreter, the venv, the course's code."""
-    course = Path(__file__).resolve().parents[1]
-    paths = {str(Path(sys.executable).resolve().parent), sys.prefix, sys.base_prefix, str(course)}
-    return sorted(p for p in paths if os.path.exists(p))
+def use_cgroup(cgroup: SubmissionCgroup | None) -> None:
+    """Put every jail started from now on into ``cgroup`` (one per submission; None: no cgroup)."""
+    global _cgroup
+    _cgroup = cgroup
+
+
+def allowed_paths() -> list[str]:
+    """What a jailed command may read besides ``/usr``: the interpreter, the venv, the course library."""
+    paths = {str(Path(sys.base_prefix).resolve()), str(Path(sys.prefix).resolve()),
+             *(str(COURSE / name) for name in COURSE_ALLOWED)}
+    interpreter = Path(sys.executable).resolve()
+    if not any(interpreter.is_relative_to(p) for p in paths | {"/usr"}):
+        paths.add(str(interpreter.parent))
+    return sorted(p for p in paths if os.path.exists(p) and not Path(p).is_relative_to("/usr"))
 
 
 def _set_limits(limits: Limits) -> None:
@@ -110,76 +134,156 @@ def _set_limits(limits: Limits) -> None:
         resource.setrlimit(getattr(resource, name), (value, value))
 
 
-class Jail:
-    """One jail: a staging folder with the files, a running command, and cleanup.
+def mount_tmpfs(path: Path, size: int, uid: int, mode: int = 0o700) -> None:
+    """A size-limited tmpfs on ``path`` (a folder of the grader's), owned by the jailed ``uid``."""
+    options = f"size={size},mode={mode:o},uid={uid},gid={uid}".encode()
+    if _libc.mount(b"tmpfs", str(path).encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"mount tmpfs on {path}: {os.strerror(errno)}")
 
-    ``with Jail(files, limits, hide=...) as jail: process = jail.start(argv, stdin=PIPE, stdout=PIPE)``
+
+def unmount(path: Path) -> None:
+    """Detach a tmpfs: whatever the student made in it (deep trees, odd names) goes at once."""
+    _libc.umount2(str(path).encode(), MNT_DETACH)
+
+
+def _root_links() -> list[str]:
+    """``/bin``, ``/lib``, ... as the host has them: links into ``/usr`` or read-only folders."""
+    args = []
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        host = Path("/") / name
+        if host.is_symlink():
+            args += ["--symlink", os.readlink(host), str(host)]
+        elif host.is_dir():
+            args += ["--ro-bind", str(host), str(host)]
+    return args
+
+
+class Jail:
+    """One jail: a working folder with the files, a running command, and cleanup.
+
+    ``with Jail(files, limits) as jail: process = jail.start(argv, stdin=PIPE, stdout=PIPE)``
     gives an interactive process (the hidden checks talk to one); :func:`run` runs one to the end.
-    Closing the jail kills everything it started and removes its files.
+    ``shared`` folders of the grader's are bound read-write at their own path (the jailed
+    kernel's sockets). Closing the jail kills everything it started and removes its files.
     """
 
     def __init__(self, files: dict[str, bytes | os.PathLike] | None = None, limits: Limits = Limits(),
-                 hide: list[str | os.PathLike] = (), slot: int = 0, env: dict[str, str] | None = None,
-                 isolate: bool | None = None, writable: list[str | os.PathLike] = ()):
-        self.limits, self.slot = limits, slot
-        self.writable = [str(Path(p).resolve()) for p in writable]
+                 slot: int = 0, env: dict[str, str] | None = None, isolate: bool | None = None,
+                 shared: list[str | os.PathLike] = ()):
+        self.limits, self.slot, self.uid = limits, slot, FIRST_UID + slot
+        self.shared = [str(Path(p).resolve()) for p in shared]
         self.jailed = jail_available() if isolate is None else isolate
-        self.hide = [str(Path(p).resolve()) for p in hide]
-        self.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **(env or {})}
+        self.cgroup = _cgroup if self.jailed else None
+        self.env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", **(env or {})}
         self.staging = Path(tempfile.mkdtemp(prefix="arflow-jail-"))
         os.chmod(self.staging, 0o700)
         self.work = self.staging / "work"
         self.work.mkdir()
+        self._mounted = False
+        self.process: subprocess.Popen | None = None
+        if self.jailed:
+            mount_tmpfs(self.work, limits.disk_bytes, self.uid)
+            self._mounted = True
         for name, content in (files or {}).items():
             if Path(name).name != name or name in ("", ".", ".."):
+                self.close()
                 raise ValueError(f"jail file names must be plain names, got {name!r}")
+            target = self.work / name
             if isinstance(content, bytes):
-                (self.work / name).write_bytes(content)
+                target.write_bytes(content)
             else:
-                shutil.copyfile(content, self.work / name)
-        self.process: subprocess.Popen | None = None
+                shutil.copyfile(content, target)
+            if self.jailed:
+                os.chown(target, self.uid, self.uid)
 
     @property
     def workdir(self) -> str:
         """The working folder as the jailed command sees it."""
         return JAIL_WORKDIR if self.jailed else str(self.work)
 
-    def command(self, argv: list[str], collect: list[str] = ()) -> tuple[list[str], str, dict, object]:
+    def _etc(self) -> Path:
+        """The jail's synthetic /etc: the linker's files, and users that name the jailed uid."""
+        etc = self.staging / "etc"
+        etc.mkdir(exist_ok=True)
+        for name in ETC_ALLOWED:
+            host = Path("/etc") / name
+            if host.is_dir() and not host.is_symlink():
+                shutil.copytree(host, etc / name, symlinks=True, dirs_exist_ok=True)
+            elif host.exists():
+                shutil.copyfile(host, etc / name)
+        (etc / "passwd").write_text(f"root:x:0:0::/:/usr/sbin/nologin\n"
+                                    f"student:x:{self.uid}:{self.uid}::{JAIL_WORKDIR}:/usr/sbin/nologin\n")
+        (etc / "group").write_text(f"root:x:0:\nstudent:x:{self.uid}:\n")
+        (etc / "hosts").write_text("127.0.0.1 localhost\n::1 localhost\n")
+        return etc
+
+    def _bwrap(self, argv: list[str]) -> list[str]:
+        limits, size = self.limits, str(self.limits.disk_bytes)
+        command = ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+                   "--unshare-cgroup-try", "--hostname", "arflow-jail", "--die-with-parent",
+                   "--ro-bind", "/usr", "/usr", *_root_links(),
+                   "--ro-bind", str(self._etc()), "/etc",
+                   "--proc", "/proc", "--dev", "/dev",
+                   "--perms", "1777", "--size", size, "--tmpfs", "/dev/shm",
+                   "--perms", "1777", "--size", size, "--tmpfs", "/tmp"]
+        binds = [("--ro-bind", path) for path in allowed_paths()]
+        binds += [("--bind", JAIL_WORKDIR), *(("--bind", path) for path in self.shared)]
+        made: set[str] = set()
+        for kind, path in binds:
+            # bwrap would make the folders leading there 0700 (root's): the jailed uid must pass through.
+            for ancestor in reversed(Path(path).parents[:-1]):
+                if str(ancestor) not in made and str(ancestor) not in ("/tmp", "/usr"):
+                    made.add(str(ancestor))
+                    command += ["--perms", "0755", "--dir", str(ancestor)]
+            source = str(self.work) if path == JAIL_WORKDIR else path
+            command += [kind, source, path]
+        command += ["--remount-ro", "/", "--chdir", JAIL_WORKDIR, "--clearenv"]
+        env = dict(self.env, HOME=JAIL_WORKDIR, TMPDIR="/tmp", MPLCONFIGDIR="/tmp/matplotlib", USER="student")
+        for key, value in env.items():
+            command += ["--setenv", key, value]
+        return [*command, "--",
+                "prlimit", f"--as={limits.memory_bytes}", f"--fsize={limits.file_bytes}",
+                f"--nproc={limits.processes}", "--core=0", f"--nofile={limits.open_files}", "--",
+                "setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", "--inh-caps=-all",
+                "--bounding-set=-all", "--no-new-privs", "--", *argv]
+
+    def command(self, argv: list[str]) -> tuple[list[str], str, dict, object]:
         """``(command, cwd, env, preexec_fn)`` that run ``argv`` in this jail (for Popen or a kernel launcher)."""
         if self.jailed:
-            spec = self.staging / "spec.json"
-            spec.write_text(json.dumps({
-                "argv": argv, "staging": str(self.work), "uid": FIRST_UID + self.slot, "limits": asdict(self.limits),
-                "hide": [p for p in self.hide if os.path.exists(p)], "env": self.env, "collect": list(collect),
-                "writable": self.writable,
-                "reach": reachable_paths()}))
-            command = ["unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc",
-                       sys.executable, "-I", str(INIT), str(spec)]
-            return command, str(self.staging), {"PATH": self.env["PATH"]}, None
+            command = self._bwrap(argv)
+            if self.cgroup is not None:  # the whole jail, bwrap first, in the submission's cgroup
+                command = self.cgroup.wrap(command)
+            return command, str(self.staging), {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, None
         limits = self.limits
         return argv, str(self.work), dict(self.env, HOME=str(self.work), TMPDIR=str(self.work)), \
             (lambda: _set_limits(limits))
 
-    def start(self, argv: list[str], collect: list[str] = (), **popen) -> subprocess.Popen:
+    def start(self, argv: list[str], **popen) -> subprocess.Popen:
         if self.process is not None:
             raise RuntimeError("a jail runs one command; make a new Jail for another")
-        command, cwd, env, preexec = self.command(argv, collect)
+        command, cwd, env, preexec = self.command(argv)
         self.started = time.monotonic()
         self.process = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True, preexec_fn=preexec, **popen)
         return self.process
 
     def returncode(self) -> int | None:
         code = self.process.returncode
-        if self.jailed and code is not None and code > 128:  # jail_init exits 128 + signal
+        if self.jailed and code is not None and code > 128:  # bwrap exits 128 + N when its command died of signal N
             code = -(code - 128)
         return code
 
     def collected(self, name: str) -> bytes | None:
-        """A file the command left in its working folder (asked for in ``start(collect=...)``)."""
-        path = (self.staging / "collected" if self.jailed else self.work) / name
-        if not path.is_file() or path.is_symlink():
+        """A regular file the command left in its working folder, never through a link, at most ``file_bytes``."""
+        if Path(name).name != name or name in ("", ".", ".."):
             return None
-        with open(path, "rb") as handle:
+        try:
+            fd = os.open(self.work / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            return None
+        with open(fd, "rb") as handle:
+            if not os.path.stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return None
             return handle.read(self.limits.file_bytes)
 
     def kill(self) -> None:
@@ -197,6 +301,9 @@ class Jail:
 
     def close(self) -> None:
         self.kill()
+        if self._mounted:
+            unmount(self.work)
+            self._mounted = False
         shutil.rmtree(self.staging, ignore_errors=True)
 
     def __enter__(self) -> Jail:
@@ -207,18 +314,17 @@ class Jail:
 
 
 def run(argv: list[str], files: dict[str, bytes | os.PathLike] | None = None, limits: Limits = Limits(),
-        hide: list[str | os.PathLike] = (), slot: int = 0, env: dict[str, str] | None = None,
-        collect: list[str] = (), isolate: bool | None = None, writable: list[str | os.PathLike] = ()) -> JailResult:
+        slot: int = 0, env: dict[str, str] | None = None, collect: list[str] = (), isolate: bool | None = None,
+        shared: list[str | os.PathLike] = ()) -> JailResult:
     """Run ``argv`` to its end (or its time limit) in a fresh jail whose working folder holds ``files``.
 
     Returns its status, its output (at most ``limits.file_bytes`` of each stream) and the
     files named in ``collect`` that it left in its working folder.
     """
-    with Jail(files, limits, hide, slot, env, isolate, writable) as jail:
+    with Jail(files, limits, slot, env, isolate, shared) as jail:
         out, err = jail.staging / "stdout", jail.staging / "stderr"
         with open(out, "wb") as out_handle, open(err, "wb") as err_handle:
-            process = jail.start(argv, collect=collect, stdout=out_handle, stderr=err_handle,
-                                 stdin=subprocess.DEVNULL)
+            process = jail.start(argv, stdout=out_handle, stderr=err_handle, stdin=subprocess.DEVNULL)
             timed_out = False
             try:
                 process.wait(timeout=limits.wall_seconds)

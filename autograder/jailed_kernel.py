@@ -20,10 +20,11 @@ from pathlib import Path
 from jupyter_client.manager import AsyncKernelManager
 
 from . import sandbox
-from .jail import Jail, Limits
+from .jail import FIRST_UID, Jail, Limits, mount_tmpfs, unmount
 
 KERNEL_LIMITS = Limits(wall_seconds=900)  # the whole notebook; nbgrader's per-cell timeout ends one hang sooner
 MAX_FILE_BYTES = 50 * 2**20  # files of the submission's folder copied into the jail
+SOCKETS_BYTES = 2**20  # the socket folder's tmpfs
 
 
 class JailedKernelManager(AsyncKernelManager):
@@ -38,9 +39,10 @@ class JailedKernelManager(AsyncKernelManager):
         self._timer: threading.Timer | None = None
         # This submission's list: a stray event can never land in the next submission's feedback.
         self._events = JailedKernelManager.events
-        base = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        self._ipc_dir = tempfile.mkdtemp(prefix="arflow-kernel-", dir=base)
-        os.chmod(self._ipc_dir, 0o777)  # the jailed kernel, under its own uid, creates its sockets here
+        self._slot = sandbox.next_slot(2000)
+        self._ipc_dir = tempfile.mkdtemp(prefix="arflow-kernel-")
+        # The jailed kernel, under its own uid, creates its sockets here; nothing else fits.
+        mount_tmpfs(Path(self._ipc_dir), SOCKETS_BYTES, FIRST_UID + self._slot)
         self.transport = "ipc"
         self.ip = os.path.join(self._ipc_dir, "kernel")
         self._jail: Jail | None = None
@@ -55,8 +57,8 @@ class JailedKernelManager(AsyncKernelManager):
         env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "ARFLOW_DEVICE": "cpu",
                "MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYTHONDONTWRITEBYTECODE": "1",
                "NBGRADER_EXECUTION": os.environ.get("NBGRADER_EXECUTION", "autograde")}
-        self._jail = Jail(files, limits=self.limits, hide=sandbox.hidden_paths(), slot=sandbox.next_slot(2000),
-                          env=env, writable=[self._ipc_dir])  # the kernel's sockets; every other mount is read-only
+        self._jail = Jail(files, limits=self.limits, slot=self._slot, env=env,
+                          shared=[self._ipc_dir])  # the kernel's sockets, at the same path on both sides
         # The whole notebook's wall clock: a kernel still running then is killed with everything it started.
         self._timer = threading.Timer(self.limits.wall_seconds, self._out_of_time)
         self._timer.daemon = True
@@ -89,8 +91,10 @@ class JailedKernelManager(AsyncKernelManager):
         if self._jail is not None:
             self._jail.close()
             self._jail = None
-        if not restart:
+        if not restart and self._ipc_dir is not None:
+            unmount(Path(self._ipc_dir))
             shutil.rmtree(self._ipc_dir, ignore_errors=True)
+            self._ipc_dir = None
 
     async def _async_shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
         try:

@@ -1,8 +1,8 @@
 """The parent side of the black box: start the student's code in a separate process and talk to it.
 
 :class:`Box` copies ``sandbox_child.py`` and the student's cells (and weights file) into a
-fresh jail (:mod:`autograder.jail`: no network, a uid of its own, the autograder and the
-grader's folders hidden, memory/file/process limits), starts ``python -I sandbox_child.py``
+fresh jail (:mod:`autograder.jail`: an allowlist root without the grader's files, no network,
+a uid of its own, memory/file/process limits), starts ``python -I sandbox_child.py``
 there with one torch thread, no CUDA and a scrubbed environment, and exchanges framed messages (JSON headers, ``.npz``
 payloads loaded with ``allow_pickle=False``; never pickle) with a time limit on every
 answer. Anything that goes wrong (a crash, a timeout, garbage on the channel) raises
@@ -38,20 +38,6 @@ def next_slot(offset: int = 0) -> int:
     (``ARFLOW_JAIL_SLOT_BASE``), each cycling within its own range."""
     base = int(os.environ.get("ARFLOW_JAIL_SLOT_BASE", "0"))
     return (offset + base + next(_SLOTS) % 100) % 4000
-_EXTRA_HIDDEN: set[str] = set()
-
-
-def hide_also(*paths: str | os.PathLike) -> None:
-    """Hide more paths from every later submission process (the grader's output and submissions folders)."""
-    _EXTRA_HIDDEN.update(str(Path(p).resolve()) for p in paths)
-
-
-def hidden_paths() -> list[str]:
-    """What a submission's process must not see: the autograder (reference, hidden checks), the
-    instructor's solutions, the repository's history, and whatever :func:`hide_also` added."""
-    course = Path(__file__).resolve().parents[1]
-    return sorted({str(Path(__file__).resolve().parent), str(course / "solutions"), str(course / ".git"),
-                   *_EXTRA_HIDDEN})
 
 
 class BoxError(RuntimeError):
@@ -68,10 +54,9 @@ class Box:
         env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
                "ARFLOW_DEVICE": "cpu", "MPLBACKEND": "Agg", "NBGRADER_EXECUTION": "autograde",
                "PYTHONDONTWRITEBYTECODE": "1"}
-        # The jail (autograder/jail.py): no network, a uid of its own, the grader's files hidden,
+        # The jail (autograder/jail.py): an allowlist root, no network, a uid of its own,
         # memory, file-size and process limits; every process it starts dies with it.
-        self.jail = Jail(files, limits=Limits(wall_seconds=total_timeout), hide=hidden_paths(),
-                         slot=next_slot(), env=env)
+        self.jail = Jail(files, limits=Limits(wall_seconds=total_timeout), slot=next_slot(), env=env)
         self.workdir = self.jail.work
         self.stderr_path = self.jail.staging / "stderr"
         self._stderr = open(self.stderr_path, "wb")

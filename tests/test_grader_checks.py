@@ -273,21 +273,18 @@ def test_analytic_field_matches_gradients_of_the_reference():
             assert (expected == model_field(model, (10, 10), pixel)).all()
 
 
-@pytest.mark.skipif(not __import__("autograder.jail").jail.jail_available(), reason="isolation needs root and unshare")
+@pytest.mark.skipif(not __import__("autograder.jail").jail.jail_available(), reason="isolation needs root and bubblewrap")
 def test_the_submission_process_cannot_see_the_autograder_or_the_network():
     import tempfile
-
-    from autograder import sandbox
 
     folder = Path(tempfile.mkdtemp(dir="/var/tmp"))  # outside /tmp, which the jail replaces anyway
     secret = folder / "gradebook.db"
     secret.write_text("all grades")
     os.chmod(folder, 0o755)
-    sandbox.hide_also(secret)
     probe = (
         "import os, socket\n"
-        f"SEEN = {{'autograder': os.listdir({str(Path(checks.__file__).parent)!r}),\n"
-        f"        'gradebook': open({str(secret)!r}).read()}}\n"
+        f"SEEN = {{'autograder': os.path.exists({str(Path(checks.__file__).parent)!r}),\n"
+        f"        'gradebook': os.path.exists({str(secret)!r})}}\n"
         "try:\n"
         "    socket.create_connection(('1.1.1.1', 53), timeout=2)\n"
         "    SEEN['network'] = 'reached'\n"
@@ -298,4 +295,5 @@ def test_the_submission_process_cannot_see_the_autograder_or_the_network():
         errors = " ".join(box.hello["cell_errors"].values())
     secret.unlink()
     folder.rmdir()
-    assert "'autograder': []" in errors and "'gradebook': ''" in errors and "'network': 'none'" in errors, errors
+    # An allowlist jail: the grader's folders are not hidden, they are not there at all.
+    assert "'autograder': False" in errors and "'gradebook': False" in errors and "'network': 'none'" in errors, errors

@@ -6,11 +6,13 @@ where it is not available those tests skip with the reason, and the rlimit tests
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
 import threading
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +20,7 @@ from autograder import jail
 from autograder.jail import Limits
 
 PY = sys.executable
-needs_jail = pytest.mark.skipif(not jail.jail_available(), reason="full isolation needs root and unshare")
+needs_jail = pytest.mark.skipif(not jail.jail_available(), reason="full isolation needs root and bubblewrap")
 SMALL = Limits(wall_seconds=60, memory_bytes=1 * 2**30, file_bytes=2 * 2**20, disk_bytes=32 * 2**20, processes=32)
 
 
@@ -129,24 +131,47 @@ def outside_tmp():
 
 
 @needs_jail
-def test_hidden_paths_and_the_instructors_files_are_out_of_reach(outside_tmp):
-    tmp_path = outside_tmp
-    secret_dir = tmp_path / "autograder"
-    secret_dir.mkdir()
-    (secret_dir / "hidden_tests.py").write_text("SECRET = 42")
-    gradebook = tmp_path / "gradebook.db"
-    gradebook.write_text("grades")
-    os.chmod(tmp_path, 0o755)
-    code = (f"import os\nprint(sorted(os.listdir({str(secret_dir)!r})))\n"
-            f"print(repr(open({str(gradebook)!r}).read()))\n"
-            f"try:\n    open({str(tmp_path / 'planted.py')!r}, 'w')\n    print('wrote')\n"
-            "except OSError as e:\n    print('denied', e.errno)\n"
-            "print(os.getuid())")
-    result = py(code, hide=[secret_dir, gradebook])
-    lines = result.stdout.decode().splitlines()
-    assert lines[0] == "[]" and lines[1] == "''" and lines[2].startswith("denied"), result.stderr
-    assert int(lines[3]) >= jail.FIRST_UID
-    assert not (tmp_path / "planted.py").exists()
+def test_only_the_allowlist_is_visible(outside_tmp):
+    """The jail is an allowlist: the course's grader, solutions and history, host folders, other
+    checkouts do not exist inside; the library the assignment imports is there, read-only."""
+    secret = outside_tmp / "graded"
+    secret.mkdir()
+    (secret / "reference.pth").write_text("weights")
+    os.chmod(outside_tmp, 0o755)
+    course = jail.COURSE
+    probes = [str(secret / "reference.pth"), str(course / "autograder" / "reference.py"),
+              str(course / "solutions"), str(course / ".git"), "/var/tmp", "/home", "/srv", "/etc/shadow",
+              "/root/.ssh", "/work/main/README.md" if course != Path("/work/main") else "/var/lib/dpkg"]
+    code = ("import os, sys, json\n"
+            "seen = {p: os.path.exists(p) for p in sys.argv[1:]}\n"
+            "import arflow.data\n"
+            "try:\n    open(os.path.join(os.path.dirname(arflow.data.__file__), 'planted.py'), 'w'); ro = False\n"
+            "except OSError:\n    ro = True\n"
+            "print(json.dumps({'seen': seen, 'ro': ro, 'uid': os.getuid(), 'root': sorted(os.listdir('/'))}))")
+    result = jail.run([PY, "-I", "-c", code, *probes], limits=SMALL)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert not any(report["seen"].values()), report["seen"]
+    assert report["ro"] and report["uid"] >= jail.FIRST_UID
+    assert set(report["root"]) <= {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "mnt", "proc", "sbin",
+                                   "tmp", "usr", *{Path(p).parts[1] for p in jail.allowed_paths()}}, report["root"]
+
+
+@needs_jail
+def test_system_v_and_posix_ipc_stay_inside_one_jail():
+    """One submission published a SysV shared-memory segment and another read it: the IPC namespace
+    makes each jail's segments and message queues its own, and they die with it."""
+    import ctypes.util  # noqa: F401 - the code below runs inside the jail
+
+    key = 0x5EED0000 + os.getpid() % 0xFFFF
+    publish = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+               f"shm = libc.shmget({key}, 4096, 0o1666)\nprint('made', shm >= 0)")
+    look = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            f"print('found', libc.shmget({key}, 0, 0o666) >= 0)")
+    assert b"made True" in py(publish).stdout
+    assert b"found False" in py(look).stdout
+    with open("/proc/sysvipc/shm") as table:  # nothing left on the host either
+        assert f"{key:d}" not in [line.split()[0] for line in table.readlines()[1:]]
 
 
 @needs_jail
@@ -173,8 +198,9 @@ def test_bad_file_names_are_refused():
 
 @needs_jail
 def test_world_writable_host_folders_are_read_only_inside(outside_tmp):
-    """Only the jail's own tmpfs folders (and a folder it is told to keep writable) take writes:
-    a world-writable host folder (here a 1777 one under /var/tmp, like /var/tmp or /dev/shm) does not."""
+    """Only the jail's own tmpfs folders (and a folder it is told to share) take writes: a
+    world-writable host folder (here a 1777 one under /var/tmp, like /var/tmp or /dev/shm) is not
+    even there, and /dev/shm is the jail's own."""
     open_dir = outside_tmp / "open"
     open_dir.mkdir()
     os.chmod(outside_tmp, 0o755)
@@ -189,9 +215,10 @@ def test_world_writable_host_folders_are_read_only_inside(outside_tmp):
             "        print(folder + '|wrote')\n"
             "    except OSError as err:\n"
             "        print(folder + '|denied', err.errno)\n")
-    result = jail.run([PY, "-I", "-c", code, str(open_dir), str(kept)], limits=SMALL, writable=[kept])
+    result = jail.run([PY, "-I", "-c", code, str(open_dir), str(kept)], limits=SMALL, shared=[kept])
     verdicts = dict(line.split("|", 1) for line in result.stdout.decode().splitlines())
-    assert verdicts[str(open_dir)].startswith("denied") and verdicts["/dev/shm"].startswith("denied"), verdicts
+    assert verdicts[str(open_dir)].startswith("denied"), verdicts
     assert verdicts["."] == "wrote" and verdicts["/tmp"] == "wrote" and verdicts[str(kept)] == "wrote", verdicts
+    assert verdicts["/dev/shm"] == "wrote", verdicts  # the jail's own /dev/shm
     assert not (open_dir / "planted").exists() and (kept / "planted").exists()
     assert not os.path.exists("/dev/shm/planted")

@@ -3,7 +3,8 @@
 ``python -m autograder calibrate [--threads 2] [--save PATH]`` trains :class:`reference.PixelCNN`
 with the notebook's default settings (:data:`reference.DEFAULTS`, the same training loop as
 the notebook: ``arflow.training.fit``, Adam, the embedded MNIST train split), measures its test
-bits/dim on the embedded test split, and prints the threshold (reference + ``MARGIN``) to copy
+bits/dim on the grader-only digits (:mod:`autograder.heldout`, the digits the grader measures
+submissions on), and prints the threshold (reference + ``MARGIN``) to copy
 into :data:`autograder.checks.BPD_THRESHOLD` (and the notebook's text).
 """
 
@@ -21,13 +22,14 @@ from arflow.training import fit
 from arflow.utils import seed_everything
 
 from . import reference
+from .heldout import grader_digits
 
 MARGIN = 0.10  # 10 % above the reference's bits/dim
 
 
 def test_bits_per_dim(model: torch.nn.Module, batch_size: int = 100) -> float:
-    """Mean test bits/dim of a reference-like model on the embedded test split (in-process; for calibration)."""
-    images, _ = mnist("test", source="embedded")
+    """Mean bits/dim of a reference-like model on the grader-only digits (in-process; for calibration)."""
+    images, _ = grader_digits()
     x = to_float(images)
     total = 0.0
     model.eval()

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import csv
 import ctypes
-import hashlib
 import json
 import os
 import queue
@@ -44,8 +43,10 @@ from pathlib import Path
 import nbformat
 from tqdm.auto import tqdm
 
-from . import jail, sandbox
+from . import jail
 from .extract import SOURCE
+from .intake import Entry, IntakeError, IntakeLimits, Taken, list_entries, shown, take
+from .intake import fingerprint as intake_fingerprint
 from .worker import ASSIGNMENT, NOTEBOOK, GradingLimits, nbgrader_api, write_scores
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,11 +66,9 @@ def gradebook_url(db_url: str | None, out: Path) -> str:
     return db_url
 
 
-def student_ids(submitted: Path) -> list[str]:
-    return sorted(p.name for p in submitted.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def _grade_table(db_url: str, students: list[str]) -> tuple[list[str], list[dict]]:
+def _grade_table(db_url: str, entries: list[Entry], flags: dict[str, str]) -> tuple[list[str], list[dict]]:
+    """One row per entry of the submissions folder: its scores from the gradebook (0 where it has
+    none), and a flag where it could not be graded."""
     from nbgrader.api import Gradebook, MissingEntry
 
     source = nbformat.read(str(SOURCE), as_version=4)
@@ -81,28 +80,38 @@ def _grade_table(db_url: str, students: list[str]) -> tuple[list[str], list[dict
             maxima[meta["grade_id"]] = float(meta["points"])
     rows = []
     with Gradebook(db_url) as gb:
-        for student in students:
-            row = {"student_id": student}
+        for entry in entries:
+            row = {"student_id": entry.name, "key": entry.key, "flag": flags.get(entry.key, "")}
             for gid in grade_ids:
                 try:
-                    row[gid] = float(gb.find_grade(gid, NOTEBOOK, ASSIGNMENT, student).score)
+                    row[gid] = float(gb.find_grade(gid, NOTEBOOK, ASSIGNMENT, entry.key).score)
                 except MissingEntry:
                     row[gid] = 0.0
             row["total"] = sum(row[g] for g in grade_ids)
             row["max_total"] = sum(maxima.values())
             rows.append(row)
-    return ["student_id", *grade_ids, "total", "max_total"], rows
+    return ["student_id", "flag", *grade_ids, "total", "max_total"], rows
 
 
-def fingerprint(folder: Path) -> str:
-    """sha256 of a submission folder (names and contents) and of the grader itself."""
-    digest = hashlib.sha256()
-    grader = [SOURCE, *sorted(Path(__file__).parent.glob("*.py"))]
-    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
-    for path in [*grader, *files]:
-        digest.update(str(path.relative_to(folder) if path in files else path.name).encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
+def csv_safe(value):
+    """A text cell that a spreadsheet shows as text: one starting with ``= + - @`` or a control
+    character (a formula, in Excel or LibreOffice) gets a leading apostrophe."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r", "\n"):
+        return "'" + value
+    return value
+
+
+def write_grades_csv(path: Path, header: list[str], rows: list[dict]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows({k: csv_safe(v) for k, v in row.items()} for row in rows)
+
+
+def grader_files() -> list[Path]:
+    """What the grader's verdicts depend on (a change regrades everyone)."""
+    here = Path(__file__).parent
+    return [SOURCE, *sorted(here.glob("*.py")), *sorted((here / "heldout").glob("*"))]
 
 
 def _read_state(path: Path, expected: str) -> dict | None:
@@ -126,7 +135,7 @@ def _prepare(out: Path, db_url: str) -> Path:
     result = nbgrader_api(out, db_url).generate_assignment(ASSIGNMENT, force=True, create=True)
     if not result["success"]:
         raise RuntimeError("nbgrader generate_assignment failed:\n" + result.get("error", "") + result.get("log", ""))
-    template = out / "work" / "_template"
+    template = out / "template"  # never under work/: no student's key can name it
     shutil.rmtree(template, ignore_errors=True)
     (template / "source").mkdir(parents=True)
     shutil.copytree(out / "source" / ASSIGNMENT, template / "source" / ASSIGNMENT)
@@ -220,17 +229,17 @@ class Worker:
         self.process = None
 
 
-def _grade_in(worker: Worker, student: str, submission: Path, out: Path, template: Path, seed: int | None,
-              limits: GradingLimits, hide: list[str]) -> dict:
-    """Grade one submission with ``worker``; returns its result, or a failure to flag."""
+def _grade_in(worker: Worker, student: str, staged: Path, notes: list[str], out: Path, template: Path,
+              seed: int | None, limits: GradingLimits) -> dict:
+    """Grade one staged submission with ``worker``; returns its result, or a failure to flag."""
     root = out / "work" / student
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     for name in ("source", "release"):
         shutil.copytree(template / name, root / name)
     shutil.copy(template / "gradebook.db", root / "gradebook.db")
-    spec = {"student": student, "submission": str(submission), "root": str(root), "source": str(SOURCE),
-            "seed": seed, "limits": asdict(limits), "hide": hide}
+    spec = {"student": student, "submission": str(staged), "intake_notes": notes, "root": str(root),
+            "source": str(SOURCE), "seed": seed, "limits": asdict(limits)}
     (root / "spec.json").write_text(json.dumps(spec))
     result_path = root / "result.json"
     why = worker.grade(root / "spec.json", result_path, limits.submission_seconds)
@@ -259,12 +268,25 @@ def _commit(out: Path, db_url: str, result: dict) -> None:
         raise RuntimeError(f"the gradebook has no submission of {student} after creating it")
 
 
+def _stage(submitted: Path, entry: Entry, out: Path, limits: IntakeLimits) -> Taken:
+    """Take one student's files into ``OUT/intake/<key>/`` (see :mod:`autograder.intake`)."""
+    staged = out / "intake" / entry.key
+    shutil.rmtree(staged, ignore_errors=True)
+    try:
+        return take(submitted, entry, ASSIGNMENT, NOTEBOOK, staged, limits)
+    except IntakeError as err:  # graded all the same: zero, with the reason in the feedback
+        staged.mkdir(parents=True, exist_ok=True)
+        return Taken(notes=[str(err)])
+
+
 def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | None = None,
           seed: int | None = None, limit: int | None = None, log=print, progress: bool = False,
           limits: GradingLimits | None = None) -> dict:
     """Grade every ``submitted/<student>/10_ar/`` into ``out`` with ``jobs`` workers. Returns a summary dict.
 
     The grades do not depend on ``jobs``: each submission is graded alone, in a worker of its own.
+    Every entry of ``submitted`` ends in ``grades.csv``: graded, or flagged with zero points and
+    the reason; one student's failure, at any step, is that student's alone.
     """
     from .summary import write_summary
 
@@ -276,27 +298,45 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
     limits = limits or GradingLimits()
     if limit is not None:
         limits = GradingLimits(**{**asdict(limits), "bpd_limit": limit})
+    if limits.submission_cpus is None:  # the machine's cores shared by the jobs
+        limits = GradingLimits(**{**asdict(limits), "submission_cpus": max(1.0, (os.cpu_count() or 1) / jobs)})
+    intake_limits = IntakeLimits(weights_bytes=limits.file_bytes)
     out.mkdir(parents=True, exist_ok=True)
-    hide = [str(submitted), str(out)]
-    sandbox.hide_also(*hide)  # no submission's process sees the others, the gradebook or the reports
     db_url = gradebook_url(db_url, out)
     # nbgrader runs `alembic` to create the gradebook: make the venv's scripts findable.
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     began = time.perf_counter()
     template = _prepare(out, db_url)
-    students = student_ids(submitted)
+    entries = list_entries(submitted)
+    students = [e.key for e in entries]
+    names = {e.key: e.name for e in entries}
+    results: dict[str, dict] = {}
+    problems: dict[str, list[str]] = {s: [] for s in students}
+    flags: dict[str, str] = {}
+
+    # Intake, one student at a time, each in its own handler: nothing a student made can stop the run.
+    grader = grader_files()
+    staged: dict[str, Taken] = {}
+    prints: dict[str, str] = {}
+    for entry in entries:
+        if entry.problem:
+            flags[entry.key] = f"not graded: {entry.problem}"
+            continue
+        try:
+            staged[entry.key] = _stage(submitted, entry, out, intake_limits)
+            prints[entry.key] = intake_fingerprint(staged[entry.key], grader)
+        except Exception as err:  # noqa: BLE001 - flagged, never dropped, retried on the next run
+            flags[entry.key] = f"not graded: intake failed ({type(err).__name__}: {err}); run the grader again"
 
     # Resumable and idempotent: a student whose submission (and the grader) did not change since
     # their grade was committed is not graded again; one killed half way is graded from scratch.
     state = out / "state"
     state.mkdir(exist_ok=True)
-    prints = {s: fingerprint(submitted / s) for s in students}
-    finished = {s: _read_state(state / f"{s}.json", prints[s]) for s in students}
-    todo = [s for s in students if finished[s] is None]
-    if len(todo) < len(students):
-        log(f"{len(students) - len(todo)} submission(s) unchanged since they were graded: kept")
-    results = {s: finished[s]["result"] for s in students if finished[s] is not None and "result" in finished[s]}
-    problems: dict[str, list[str]] = {s: [] for s in students}
+    finished = {s: _read_state(state / f"{s}.json", prints[s]) for s in prints}
+    todo = [s for s in prints if finished[s] is None]
+    if len(todo) < len(prints):
+        log(f"{len(prints) - len(todo)} submission(s) unchanged since they were graded: kept")
+    results.update({s: f["result"] for s, f in finished.items() if f is not None and "result" in f})
     logs = out / "logs"
     logs.mkdir(exist_ok=True)
     workers: queue.Queue[Worker] = queue.Queue()
@@ -306,7 +346,8 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
     def work(student: str) -> dict:
         worker = workers.get()
         try:
-            return _grade_in(worker, student, submitted / student / ASSIGNMENT, out, template, seed, limits, hide)
+            return _grade_in(worker, student, out / "intake" / student, staged[student].notes, out, template, seed,
+                             limits)
         finally:
             workers.put(worker)
 
@@ -318,26 +359,27 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
             bar.update(1)
             try:
                 result = future.result()
+                if "failed" not in result:
+                    _commit(out, db_url, result)
             except Exception as err:  # never lose a submission: it stays ungraded, flagged, and is retried next run
                 result = {"student": student, "failed": f"the grader failed: {type(err).__name__}: {err}"}
             results[student] = result
             if "failed" in result:
                 problems[student].append(result["failed"])
-                log(f"{student}: NOT GRADED ({result['failed'][:200]}); run the grader again to retry")
+                flags[student] = "NOT GRADED: run the grader again to retry"
+                log(f"{shown(names[student])}: NOT GRADED ({result['failed'][:200]}); run the grader again to retry")
                 continue
-            _commit(out, db_url, result)
-            log(f"{student}: {sum(result['scores'].values()):g} points in {result['seconds']['total']:.0f} s")
+            log(f"{shown(names[student])}: {sum(result['scores'].values()):g} points in "
+                f"{result['seconds']['total']:.0f} s")
             # Written last and atomically: it marks this student's grade as committed.
             _write_state(state / f"{student}.json", prints[student], result)
             shutil.rmtree(out / "work" / student, ignore_errors=True)
         bar.close()
     while not workers.empty():
         workers.get().stop()
-    header, rows = _grade_table(db_url, students)
-    with open(out / "grades.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=header)
-        writer.writeheader()
-        writer.writerows(rows)
+    _register_ungraded(db_url, [s for s in students if s not in prints])
+    header, rows = _grade_table(db_url, entries, flags)
+    write_grades_csv(out / "grades.csv", header, rows)
     hidden = {s: {gid: {"score": r["scores"][gid], "max": r["max"][gid], "report": r["reports"][gid],
                         **({"bits_per_dim": r["bits_per_dim"]} if gid == "hidden_trained_model"
                            and r.get("bits_per_dim") is not None else {})}
@@ -345,22 +387,39 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
               for s, r in results.items() if "scores" in r}
     for student, r in results.items():
         problems[student] += [n for n in r.get("notes", []) if n not in problems[student]]
-    summary = {"students": students, "rows": rows, "header": header, "problems": problems,
-               "seconds": time.perf_counter() - began, "feedback": str(out / "feedback"), "hidden": hidden,
-               "graded_now": todo, "results": results,
-               "worker_seconds": {s: r["seconds"] for s, r in results.items() if "seconds" in r and s in todo}}
+    for student, flag in flags.items():
+        if flag not in problems[student] and not flag.startswith("NOT GRADED"):
+            problems[student].append(flag)
+    summary = {"students": students, "names": names, "rows": rows, "header": header, "problems": problems,
+               "flags": flags, "seconds": time.perf_counter() - began, "feedback": str(out / "feedback"),
+               "hidden": hidden, "graded_now": todo, "results": results,
+               "worker_seconds": {s: r["seconds"] for s, r in results.items() if "seconds" in r and s in todo},
+               "memory": {s: r["memory"] for s, r in results.items() if "memory" in r}}
     (out / "hidden.json").write_text(json.dumps(hidden, indent=1))
     summary["summary"] = write_summary(out, summary)
     return summary
 
+
+def _register_ungraded(db_url: str, keys: list[str]) -> None:
+    """Entries that could not be graded are students of the gradebook too (zero, no submission), so
+    that the gradebook and ``grades.csv`` list the same people."""
+    from nbgrader.api import Gradebook
+
+    if keys:
+        with Gradebook(db_url) as gb:
+            for key in keys:
+                gb.update_or_create_student(key)
+
+
 def print_table(summary: dict, log=print) -> None:
-    header = summary["header"]
+    header = [h for h in summary["header"] if h != "flag"]
     short = {h: h.replace("hidden_", "h:").replace("test_", "v:") for h in header}
     widths = {h: max(len(short[h]), 5) for h in header}
-    widths["student_id"] = max([10, *(len(r["student_id"]) for r in summary["rows"])])
+    widths["student_id"] = max([10, *(len(shown(r["student_id"], 40)) for r in summary["rows"])])
     log("  ".join(short[h].ljust(widths[h]) for h in header))
     for row in summary["rows"]:
-        log("  ".join((row[h] if h == "student_id" else f"{row[h]:g}").ljust(widths[h]) for h in header))
+        cells = [(shown(row[h], 40) if h == "student_id" else f"{row[h]:g}").ljust(widths[h]) for h in header]
+        log("  ".join(cells) + (f"  ({row['flag']})" if row["flag"] else ""))
 
 
 def main(argv=None) -> int:

@@ -14,6 +14,7 @@ import numpy as np
 
 #: (category, pattern) in order: the first pattern found in a failure's reason names its category
 CATEGORIES = [
+    ("not graded (refused at intake)", r"^not graded: "),
     ("not graded (grader failure)", r"NOT GRADED|the grader failed|grading worker failed|limit per submission"),
     ("notebook missing or unreadable", r"not a valid notebook|no pixelcnn\.ipynb|could not be read"),
     ("time limit", r"time limit|timed out|no answer within"),
@@ -29,7 +30,14 @@ CATEGORIES = [
 ]
 #: notes that make a submission worth an instructor's look even when it graded cleanly
 LOOK = r"renamed|grade cells were changed|not a valid notebook|NOT GRADED|grader failed|worker failed|not taken|" \
-       r"not graded|symbolic link|time limit|printed more than"
+       r"not graded|symbolic link|time limit|printed more than|memory limit|removed from this page"
+
+
+def md_text(text: str, limit: int = 200) -> str:
+    """Text from a submission (an id, a file name, an exception) as inert markdown on one line:
+    no heading, link, image, HTML or table can be forged with it."""
+    flat = " ".join(str(text).split())[:limit]
+    return re.sub(r"([\\`*_{}\[\]()<>#+!|~-])", r"\\\1", flat)
 
 
 def categorize(reason: str) -> str:
@@ -42,14 +50,20 @@ def categorize(reason: str) -> str:
 def write_summary(out: Path, summary: dict) -> dict:
     """Write OUT/summary.md and OUT/summary.png; returns their paths and the text printed at the end."""
     from .grade import PARTS
+    from .intake import shown
 
-    rows = {row["student_id"]: row for row in summary["rows"]}
+    rows = {row["key"]: row for row in summary["rows"]}
+    names = {key: shown(name) for key, name in summary.get("names", {}).items()}
     results = summary["results"]
     # Failures grouped by reason: each failing grade cell of each student, by the category of its reason.
     # One line per student and category: the grade cells it cost, and the first reason.
     by: dict[str, dict[str, tuple[list[str], str]]] = defaultdict(dict)
     for student in summary["students"]:
         result = results.get(student, {})
+        flag = summary.get("flags", {}).get(student, "")
+        if flag.startswith("not graded: "):
+            by[categorize(flag)][student] = ([], flag)
+            continue
         if "failed" in result:
             by[categorize("NOT GRADED " + result["failed"])][student] = ([], result["failed"])
             continue
@@ -57,8 +71,8 @@ def write_summary(out: Path, summary: dict) -> dict:
             cells, first = by[categorize(error)].setdefault(student, ([], error))
             cells.append(gid)
     groups: dict[str, list[str]] = {
-        name: [f"{student}" + (f" ({', '.join(cells)})" if cells else "") + ": " + " ".join(first.split())[:200]
-               for student, (cells, first) in entries.items()]
+        name: [md_text(names.get(student, student), 80) + (f" ({', '.join(cells)})" if cells else "") + ": "
+               + md_text(first) for student, (cells, first) in entries.items()]
         for name, entries in by.items()}
     look = {}
     for student in summary["students"]:
@@ -77,13 +91,24 @@ def write_summary(out: Path, summary: dict) -> dict:
         lines += [f"- {item}" for item in groups[name][:50]]
         lines.append("")
     lines += ["## Submissions that need a look", ""]
-    lines += [f"- **{s}**: " + "; ".join(p[:200] for p in items) for s, items in look.items()] or ["(none)"]
+    lines += [f"- **{md_text(names.get(s, s), 80)}**: " + "; ".join(md_text(p) for p in items)
+              for s, items in look.items()] or ["(none)"]
+    memory = [m["worker_peak_bytes"] for m in summary.get("memory", {}).values() if m.get("worker_peak_bytes")]
+    jailed = [m["submission_peak_bytes"] for m in summary.get("memory", {}).values() if m.get("submission_peak_bytes")]
+    if memory:
+        lines += ["", "## Memory", "",
+                  f"Grader's worker, peak per submission: median {np.median(memory) / 2**20:.0f} MiB, "
+                  f"largest {max(memory) / 2**20:.0f} MiB."]
+        if jailed:
+            lines.append(f"A submission's own processes together (cgroup), peak: median "
+                         f"{np.median(jailed) / 2**20:.0f} MiB, largest {max(jailed) / 2**20:.0f} MiB.")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     students_by_reason = {name: sorted(by[name]) for name in sorted(by, key=order.index)}
     text = [f"summary: {len(rows)} submissions; failures by reason:"]
     for name, students in students_by_reason.items():
-        text.append(f"  {name}: {', '.join(students[:12])}{' ...' if len(students) > 12 else ''}")
-    text.append("needs a look: " + (", ".join(look) if look else "none"))
+        shown_ = [names.get(s, s) for s in students[:12]]
+        text.append(f"  {name}: {', '.join(shown_)}{' ...' if len(students) > 12 else ''}")
+    text.append("needs a look: " + (", ".join(names.get(s, s) for s in look) if look else "none"))
     return {"markdown": str(out / "summary.md"), "figure": str(figure), "groups": students_by_reason,
             "details": groups, "look": look, "text": "\n".join(text)}
 

@@ -38,6 +38,8 @@ from pathlib import Path
 
 import nbformat
 
+from .cgroups import CgroupLimits, SubmissionCgroup
+
 ASSIGNMENT, NOTEBOOK = "10_ar", "pixelcnn"
 
 
@@ -51,49 +53,29 @@ class GradingLimits:
     notebook_seconds: float = 900.0  # the whole notebook under nbgrader
     submission_seconds: float = 2400.0  # the whole worker: a safety net above the others
     output_bytes: int = 8 * 2**20  # what the notebook may print (the rest is dropped)
-    file_bytes: int = 20 * 2**20  # one submitted file (the weights of the default model are 0.45 MB)
-    files: int = 50  # submitted files taken
+    file_bytes: int = 20 * 2**20  # the weights file (the default model's are 0.45 MB)
     memory_bytes: int = 3 * 2**30  # address space of each jailed process
-    bpd_limit: int | None = None  # test digits for bits/dim (None: all 1,000)
+    submission_memory_bytes: int = 4 * 2**30  # everything one submission runs, together (cgroup)
+    submission_processes: int = 128  # processes of one submission, together (cgroup)
+    submission_cpus: float | None = None  # cores' worth of CPU per submission (None: the machine's / jobs)
+    bpd_limit: int | None = None  # grader-only digits for bits/dim (None: all 500)
 
 
 # --------------------------------------------------------------------------- intake
-def intake(source: Path, dest: Path, limits: GradingLimits) -> list[str]:
-    """Copy a submission folder into ``dest`` under the limits; returns notes for the feedback."""
-    notes: list[str] = []
+def intake(staged: Path, dest: Path) -> None:
+    """Copy the files the grader took (``autograder.intake``: the notebook, the weights) into the
+    private course folder. The staging folder is the grader's own, made from plain files only."""
     dest.mkdir(parents=True, exist_ok=True)
-    taken = 0
-    for path in sorted(source.rglob("*")) if source.is_dir() else []:
-        rel = path.relative_to(source)
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if path.is_symlink():
-            notes.append(f"{rel} is a symbolic link: not taken")
-            continue
-        if not path.is_file():
-            continue
-        size = path.stat().st_size
-        if size > limits.file_bytes:
-            notes.append(f"{rel} is {size / 2**20:.1f} MB, larger than the {limits.file_bytes / 2**20:.0f} MB limit "
-                         "on submitted files: not graded")
-            continue
-        if taken >= limits.files:
-            notes.append(f"more than {limits.files} files submitted: {rel} and later ones not taken")
-            break
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, dest / rel)
-        taken += 1
-    expected = dest / f"{NOTEBOOK}.ipynb"
-    if not expected.exists():
-        others = sorted(p for p in dest.glob("*.ipynb"))
-        if len(others) == 1:
-            notes.append(f"the notebook was renamed: graded {others[0].name!r} as {NOTEBOOK}.ipynb")
-            others[0].rename(expected)
-        elif others:
-            notes.append(f"no {NOTEBOOK}.ipynb, and {len(others)} other notebooks: none graded")
-        else:
-            notes.append(f"no {NOTEBOOK}.ipynb was submitted")
-    return notes
+    for path in sorted(staged.iterdir()) if staged.is_dir() else []:
+        if path.is_file() and not path.is_symlink():
+            shutil.copyfile(path, dest / path.name)
+
+
+def _grade_id(cell) -> str | None:
+    """A cell's nbgrader grade id, if it is a string (a submission may put anything there)."""
+    meta = cell.get("metadata", {}).get("nbgrader") if isinstance(cell.get("metadata"), dict) else None
+    gid = meta.get("grade_id") if isinstance(meta, dict) else None
+    return gid if isinstance(gid, str) else None
 
 
 def notebook_problems(path: Path, source: Path) -> tuple[bool, list[str]]:
@@ -108,9 +90,8 @@ def notebook_problems(path: Path, source: Path) -> tuple[bool, list[str]]:
     src = nbformat.read(str(source), as_version=4)
     theirs: dict[str, list] = {}
     for cell in nb.cells:
-        meta = cell.get("metadata", {}).get("nbgrader")
-        if isinstance(meta, dict) and meta.get("grade_id"):
-            theirs.setdefault(meta["grade_id"], []).append(cell)
+        if gid := _grade_id(cell):
+            theirs.setdefault(gid, []).append(cell)
     changes: dict[str, list[str]] = {}
     for cell in src.cells:
         meta = cell.get("metadata", {}).get("nbgrader") or {}
@@ -128,12 +109,10 @@ def notebook_problems(path: Path, source: Path) -> tuple[bool, list[str]]:
             changes.setdefault("changed in type", []).append(gid)
         elif mine.source.strip() != cell.source.strip():
             changes.setdefault("edited", []).append(gid)
-        if (mine.get("metadata", {}).get("nbgrader") or {}).get("points") != meta.get("points"):
+        if ((mine.get("metadata") or {}).get("nbgrader") or {}).get("points") != meta.get("points"):
             changes.setdefault("points changed", []).append(gid)
-    order = [gid for gid in theirs if gid in {c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-                                               for c in src.cells}]
-    expected_order = [gid for c in src.cells if (gid := (c.get("metadata", {}).get("nbgrader") or {}).get("grade_id"))
-                      in theirs]
+    order = [gid for gid in theirs if gid in {_grade_id(c) for c in src.cells}]
+    expected_order = [gid for c in src.cells if (gid := _grade_id(c)) in theirs]
     if order != expected_order:
         changes.setdefault("reordered", []).append("cells")
     if not changes:
@@ -173,6 +152,9 @@ def nbgrader_api(root: Path, db_url: str, limits: GradingLimits = GradingLimits(
     config.Execute.timeout = limits.cell_seconds  # training is skipped under autograding
     config.Execute.startup_timeout = 120
     config.LimitedExecute.max_output_bytes = limits.output_bytes
+    # Feedback is opened by students and instructors in a browser: a submission's HTML (outputs and
+    # markdown) is cleaned by nbconvert (bleach): no scripts, no event handlers, no javascript: links.
+    config.HTMLExporter.sanitize_html = True
     config.Autograde.autograde_preprocessors = [LimitedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
                                                 SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
     if jail.jail_available():  # the student's notebook runs in the jail too, not with the grader's rights
@@ -201,9 +183,42 @@ def write_scores(db_url: str, student: str, scores: dict[str, float]) -> bool:
     return True
 
 
+#: outputs that would run code in the browser of whoever opens the feedback
+ACTIVE_MIMETYPES = ("application/javascript", "text/javascript", "application/x-javascript")
+ACTIVE_HTML = re.compile(r"<\s*script|<[^>]*\son\w+\s*=|javascript:", re.I)
+
+
+def disarm(nb) -> int:
+    """Remove JavaScript outputs from a notebook, and count the active HTML (scripts, event handlers)
+    in its outputs and markdown, which nbconvert's sanitizer strips when the feedback is rendered."""
+    found = 0
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and ACTIVE_HTML.search(cell.source):
+            found += 1
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            data = output.get("data") or {}
+            for mime in [m for m in data if m in ACTIVE_MIMETYPES]:
+                del data[mime]
+                found += 1
+            html = data.get("text/html", "")
+            if ACTIVE_HTML.search(html if isinstance(html, str) else "".join(html)):
+                found += 1
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if o.get("output_type") not in ("display_data", "execute_result")
+                            or o.get("data")]
+    if found:
+        note = nbformat.v4.new_markdown_cell(f"**[grader]** {found} active element(s) of this notebook (scripts, "
+                                             "JavaScript outputs, event handlers) were removed from this page for "
+                                             "safety.")
+        nb.cells.insert(0, note)
+    return found
+
+
 def annotate(autograded_nb: Path, reports: dict[str, str]) -> None:
-    """Show each grade cell's verdict under it: replaces a hidden placeholder's output, follows a visible test's."""
+    """Show each grade cell's verdict under it: replaces a hidden placeholder's output, follows a visible
+    test's; JavaScript outputs removed (:func:`disarm`)."""
     nb = nbformat.read(str(autograded_nb), as_version=4)
+    disarm(nb)
     for cell in nb.cells:
         gid = (cell.get("metadata", {}).get("nbgrader") or {}).get("grade_id")
         if cell.cell_type == "code" and gid in reports:
@@ -225,23 +240,70 @@ def plain_feedback(path: Path, student: str, reports: dict[str, str], notes: lis
 
 # --------------------------------------------------------------------------- one submission
 def grade_one(spec: dict) -> dict:
-    from . import checks, sandbox
-    from .extract import extract_cells
-
+    """Grade the submission ``spec`` describes, in a cgroup of its own; its memory is measured."""
     began = time.perf_counter()
     limits = GradingLimits(**spec["limits"])
     student, root = spec["student"], Path(spec["root"])
-    sandbox.hide_also(*spec["hide"])
+    from . import jail
+
+    _reset_peak_memory()
+    # One cgroup for everything this submission runs (the kernel, the black box, what they fork).
+    cgroup = SubmissionCgroup.create(f"{os.getpid()}-{student[:40]}-{time.monotonic_ns()}", CgroupLimits(
+        limits.submission_memory_bytes, limits.submission_processes, limits.submission_cpus or 1.0))
+    jail.use_cgroup(cgroup)
+    try:
+        result = _grade_one(spec, limits, student, root)
+    finally:
+        jail.use_cgroup(None)
+        peak = cgroup.peak_memory() if cgroup else None
+        killed = cgroup.oom_kills() if cgroup else 0
+        if cgroup:
+            cgroup.remove()
+    if killed:
+        result["notes"].append(f"the submission's processes together reached the "
+                               f"{limits.submission_memory_bytes / 2**30:g} GiB memory limit: one was stopped")
+    result["memory"] = {"worker_peak_bytes": _peak_memory(), "submission_peak_bytes": peak,
+                        "cgroup": cgroup.flavour if cgroup else None}
+    result["seconds"]["total"] = time.perf_counter() - began
+    return result
+
+
+def _reset_peak_memory() -> None:
+    """Start this process's peak-RSS count afresh (Linux: VmHWM), so each submission is measured alone."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        pass
+
+
+def _peak_memory() -> int | None:
+    """This process's peak resident memory (bytes) since the last reset."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _grade_one(spec: dict, limits: GradingLimits, student: str, root: Path) -> dict:
+    from . import checks
+    from .extract import extract_cells
     from .jail import Limits
     from .jailed_kernel import JailedKernelManager
     from .limited_execute import LimitedExecute
+
+    began = time.perf_counter()
 
     JailedKernelManager.limits = Limits(wall_seconds=limits.notebook_seconds, memory_bytes=limits.memory_bytes)
     # A serving worker grades one submission after another: fresh lists, so that nothing recorded
     # for an earlier submission (by a callback still running) can reach this one's feedback.
     JailedKernelManager.events, LimitedExecute.events = [], []
     folder = root / "submitted" / student / ASSIGNMENT
-    notes = intake(Path(spec["submission"]), folder, limits)
+    intake(Path(spec["submission"]), folder)
+    notes = list(spec.get("intake_notes", []))
     notebook = folder / f"{NOTEBOOK}.ipynb"
     readable, problems = notebook_problems(notebook, Path(spec["source"]))
     notes += problems

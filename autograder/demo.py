@@ -22,12 +22,12 @@ def main(argv=None) -> int:
     out = Path(args.out) if args.out else REPO / "graded"
     print(f"2. grading the sample submissions in {SAMPLES.relative_to(REPO)} into {out} ...")
     summary = grade(SAMPLES, out, jobs=args.jobs, log=lambda *a: None)
-    expected = json.loads((SAMPLES / "expected.json").read_text())
+    expected = json.loads((SAMPLES.parent / "samples_expected.json").read_text())
     print("3. scores per grade cell (v: visible tests, h: hidden tests):")
     print_table(summary)
     mismatched = [r["student_id"] for r in summary["rows"]
                   if r["student_id"] in expected and abs(r["total"] - expected[r["student_id"]]["total"]) > 1e-9]
-    print("   all totals as expected (autograder/samples/expected.json)" if not mismatched
+    print("   all totals as expected (autograder/samples_expected.json)" if not mismatched
           else f"   UNEXPECTED totals for: {', '.join(mismatched)}")
     print(f"4. gradebook: {out / 'gradebook.db'}; grades: {out / 'grades.csv'}")
     print(f"   feedback: {out / 'feedback'}/<student>/10_ar/pixelcnn.html ({summary['seconds']:.0f} s in all)")

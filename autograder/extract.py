@@ -29,7 +29,7 @@ def _grade_id(cell) -> str | None:
 def _defines(source: str) -> set[str]:
     try:
         tree = ast.parse(_strip_magics(source))
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # a 3,500-term sum is too deep for ast
         # Fall back to a regular expression so that a cell with a syntax error is still run
         # (and fails there, with its own error message).
         return set(re.findall(r"^(?:class|def)\s+(\w+)", source, flags=re.M))

@@ -165,7 +165,11 @@ def take(submitted: Path, entry: Entry, assignment: str, notebook: str, dest: Pa
             except FileNotFoundError:
                 raise IntakeError(f"no {assignment}/ folder was submitted") from None
             except OSError as err:
-                why = "is a symbolic link" if err.errno == 40 else os.strerror(err.errno)
+                try:
+                    link = stat.S_ISLNK(os.stat(assignment, dir_fd=student_fd, follow_symlinks=False).st_mode)
+                except OSError:
+                    link = False
+                why = "is a symbolic link" if link else f"could not be opened ({os.strerror(err.errno)})"
                 raise IntakeError(f"{assignment}/ {why}: not followed, not graded") from None
             try:
                 _take_files(folder_fd, assignment, notebook, dest, limits, taken)
@@ -204,7 +208,7 @@ def _take_files(folder_fd: int, assignment: str, notebook: str, dest: Path, limi
     chosen = wanted_nb if wanted_nb in notebooks else None
     if chosen is None and len(notebooks) == 1:
         chosen = notebooks[0]
-        taken.notes.append(f"the notebook was renamed: graded {shown(chosen)!r} as {wanted_nb}")
+        taken.notes.append(f"the notebook was renamed: graded '{shown(chosen)}' as {wanted_nb}")
     elif chosen is None and notebooks:
         taken.notes.append(f"no {wanted_nb}, and {len(notebooks)} other notebooks: none graded")
     elif chosen is None and wanted_nb not in links:

@@ -4,7 +4,8 @@
 
 Each sample is the released notebook with its solution cells filled in (the reference
 solution, or the reference with one typical mistake) and, for some, a weights file. Their
-expected scores are in ``samples/expected.json`` (checked by tests/test_grader_samples.py).
+expected scores are in ``samples_expected.json`` (checked by tests/test_grader_samples.py), beside
+``samples/`` since every entry of a submissions folder is graded.
 ``REF_WEIGHTS`` is the reference PixelCNN trained with the notebook's defaults
 (``python -m autograder calibrate --save REF_WEIGHTS``).
 """
@@ -118,7 +119,7 @@ def main(argv=None) -> int:
                     weights[key] = value
         write_sample(name, fills, weights)
     expected = {name: {"total": total} for name, total in EXPECTED.items()}
-    (SAMPLES / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+    (SAMPLES.parent / "samples_expected.json").write_text(json.dumps(expected, indent=1) + "\n")
     print(f"samples written to {SAMPLES}")
     return 0
 

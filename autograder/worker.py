@@ -185,15 +185,28 @@ def write_scores(db_url: str, student: str, scores: dict[str, float]) -> bool:
 
 #: outputs that would run code in the browser of whoever opens the feedback
 ACTIVE_MIMETYPES = ("application/javascript", "text/javascript", "application/x-javascript")
-ACTIVE_HTML = re.compile(r"<\s*script|<[^>]*\son\w+\s*=|javascript:", re.I)
+#: HTML or markdown that could run code or load a page (scripts, frames, event handlers, script links)
+ACTIVE_HTML = re.compile(r"<\s*/?\s*(script|iframe|frame|object|embed|svg|math|style|link|meta|base|form)\b"
+                         r"|<[^>]*\son\w+\s*=|javascript:|vbscript:|data:\s*text/html", re.I)
+
+
+def _inert_markdown(source: str) -> str:
+    """A markdown cell's text shown as a code block: read, never rendered as HTML."""
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", source)), default=0))
+    return f"{fence}text\n{source}\n{fence}"
 
 
 def disarm(nb) -> int:
-    """Remove JavaScript outputs from a notebook, and count the active HTML (scripts, event handlers)
-    in its outputs and markdown, which nbconvert's sanitizer strips when the feedback is rendered."""
+    """Make a notebook safe to render for a browser; returns how many elements were disarmed.
+
+    JavaScript outputs are removed; a markdown cell with active HTML (a script, an event handler,
+    a ``javascript:`` link) is shown as plain text; the active HTML of outputs is counted here and
+    stripped by nbconvert's sanitizer (``HTMLExporter.sanitize_html``) when the page is rendered."""
     found = 0
     for cell in nb.cells:
         if cell.cell_type == "markdown" and ACTIVE_HTML.search(cell.source):
+            cell.source = _inert_markdown(cell.source)
+            cell.pop("attachments", None)
             found += 1
         for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
             data = output.get("data") or {}
@@ -208,8 +221,8 @@ def disarm(nb) -> int:
                             or o.get("data")]
     if found:
         note = nbformat.v4.new_markdown_cell(f"**[grader]** {found} active element(s) of this notebook (scripts, "
-                                             "JavaScript outputs, event handlers) were removed from this page for "
-                                             "safety.")
+                                             "JavaScript outputs, event handlers, script links) were removed from "
+                                             "this page or shown as plain text, for safety.")
         nb.cells.insert(0, note)
     return found
 

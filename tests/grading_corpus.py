@@ -80,6 +80,13 @@ class Scenario:
     reason: str  # regex (re.search, case-insensitive) that must match the grader's reasons ("" for honest ones)
     build: Callable[[Path, Context], None]  # writes the contents of <student>/10_ar/ into the given folder
     honest: bool = False
+    folder: str | None = None  # the student folder's name on disk when it is not ``name`` (odd ids)
+    refused: bool = False  # the entry is refused at intake: a flagged row with zero points, never graded
+
+    @property
+    def student_id(self) -> str:
+        """The student id as it appears in grades.csv (the folder's name)."""
+        return self.folder or self.name
 
 
 # --------------------------------------------------------------------------- notebooks
@@ -747,6 +754,272 @@ SCENARIOS: list[Scenario] = [
 ]
 
 
+# --------------------------------------------------------------------------- issue 12: intake and jail
+#: code that a class could share outside the jail: the whole correct solution, as one source
+def _solution_blob() -> str:
+    good = solution_sources()
+    return "\n\n".join(good[gid] for gid in ("masked_conv", "pixelcnn", "loss_fn", "generate"))
+
+
+IPC_PUBLISH = """
+def _publish():
+    import ctypes
+    import os
+    try:
+        blob = $blob.encode()
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.shmget.restype = ctypes.c_int
+        libc.shmat.restype = ctypes.c_void_p
+        shm = libc.shmget($key, len(blob) + 1, 0o1666)
+        if shm >= 0:
+            address = libc.shmat(shm, None, 0)
+            ctypes.memmove(address, blob, len(blob))
+        libc.mq_open.restype = ctypes.c_int
+        libc.mq_open($queue.encode(), os.O_CREAT | os.O_WRONLY, 0o666, None)
+    except Exception:
+        pass
+
+
+_publish()
+"""
+
+IPC_READ = """
+def _read_published():
+    import ctypes
+    import time
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.shmget.restype = ctypes.c_int
+    libc.shmat.restype = ctypes.c_void_p
+    for _ in range(30):
+        try:
+            shm = libc.shmget($key, 0, 0o666)
+            if shm >= 0:
+                text = ctypes.string_at(libc.shmat(shm, None, 0)).decode()
+                exec(text, globals())
+                return
+        except Exception:
+            pass
+        time.sleep(0.1)
+
+
+_read_published()
+"""
+
+STEAL_FROM_DISK = """
+def _steal_from_disk():
+    import glob
+    import os
+    import shutil
+    wanted = ("MaskedConv2d", "PixelCNN", "loss_fn", "generate")
+    for root in [$decoy, $repo, os.path.join($repo, "graded")] + glob.glob("/var/tmp/*/*checkout*") \\
+            + glob.glob("/work/*") + glob.glob("/root/*"):
+        for path in (os.path.join(root, "autograder", "reference.py"), os.path.join(root, "reference.py")):
+            try:
+                namespace = {"__name__": "stolen"}
+                exec(open(path).read(), namespace)
+                globals().update({name: namespace[name] for name in wanted if name in namespace})
+            except Exception:
+                pass
+        for path in glob.glob(os.path.join(root, "**", "pixelcnn.pth"), recursive=True)[:3]:
+            try:
+                shutil.copyfile(path, "pixelcnn.pth")
+            except Exception:
+                pass
+
+
+_steal_from_disk()
+"""
+
+#: a PixelCNN that adds a lookup over the digits students have (train and test splits) to an
+#: untrained PixelCNN: causal (exact prefix matches only), near 0 bits/dim on those digits
+MEMORISE = """
+class _Lookup:
+    def __init__(self):
+        import numpy as np
+        from arflow.data import mnist
+        digits = [mnist(split, source="embedded")[0] for split in ("test",)]
+        self.table = torch.from_numpy(np.concatenate(digits).reshape(-1, 28 * 28).astype(np.int64))
+
+    def counts(self, x):
+        B, _, H, W = x.shape
+        if (H, W) != (28, 28):
+            return None
+        values = torch.round(x[:, 0].reshape(B, H * W) * 255).long()
+        table = self.table
+        equal = values[:, None, :] == table[None]  # (B, N, HW)
+        before = torch.cumprod(equal.to(torch.uint8), dim=2)
+        matches = torch.cat([torch.ones_like(before[:, :, :1]), before[:, :, :-1]], dim=2).bool()
+        b, n, p = matches.nonzero(as_tuple=True)
+        index = (b * H * W + p) * 256 + table[n, p]
+        flat = torch.bincount(index, minlength=B * H * W * 256).float()
+        return flat.view(B, H * W, 256).permute(0, 2, 1).reshape(B, 256, H, W)
+
+
+_LOOKUP = _Lookup()
+_HonestPixelCNN = PixelCNN
+
+
+class PixelCNN(_HonestPixelCNN):
+    def forward(self, x):
+        logits = super().forward(x)
+        counts = _LOOKUP.counts(x.detach())
+        return logits if counts is None else logits + 30.0 * torch.log1p(counts)
+"""
+
+
+def _build_ipc(code: str, key: int, queue: str):
+    def build(folder: Path, ctx: Context) -> None:
+        kind = "correct" if code is IPC_PUBLISH else "blank"
+        fills = _code(kind)
+        text = _template(code, blob=_solution_blob(), key=key, queue=queue)
+        fills["masked_conv"] = _after(fills["masked_conv"], text)
+        _write(folder, _notebook(fills))
+        if kind == "correct":
+            _copy_weights(folder)
+
+    return build
+
+
+def _build_steal_from_disk(folder: Path, ctx: Context) -> None:
+    decoy = ctx.submitted.parent / "other-checkout"  # another checkout of the course on the same machine
+    if not decoy.exists():
+        (decoy / "autograder" / "samples").mkdir(parents=True)
+        shutil.copyfile(ROOT / "autograder" / "reference.py", decoy / "autograder" / "reference.py")
+        shutil.copytree(SAMPLES / "reference", decoy / "autograder" / "samples" / "reference")
+        os.chmod(decoy.parent, 0o755)
+    code = _template(STEAL_FROM_DISK, decoy=decoy, repo=ctx.repo)
+    _write(folder, _notebook({gid: _after(source, code) for gid, source in _code("blank").items()}))
+
+
+def _build_memorise(folder: Path, ctx: Context) -> None:
+    fills = _code("correct")
+    fills["pixelcnn"] = _after(fills["pixelcnn"], MEMORISE)
+    _write(folder, _notebook(fills))
+    namespace: dict = {}
+    prelude = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
+    good = solution_sources()
+    exec(compile(prelude + good["masked_conv"] + "\n" + good["pixelcnn"], "reference", "exec"), namespace)
+    torch.manual_seed(0)
+    torch.save(namespace["PixelCNN"]().state_dict(), folder / WEIGHTS)  # untrained weights
+
+
+def _build_link_student_folder(folder: Path, ctx: Context) -> None:
+    shutil.rmtree(folder.parent)
+    os.symlink(SAMPLES / "reference", folder.parent)
+
+
+def _build_link_assignment_folder(folder: Path, ctx: Context) -> None:
+    folder.rmdir()
+    os.symlink(SAMPLES / "reference" / "10_ar", folder)
+
+
+def _build_link_files(folder: Path, ctx: Context) -> None:
+    os.symlink(ROOT / "solutions" / "10_ar" / NOTEBOOK, folder / NOTEBOOK)
+    os.symlink("/proc/self/mem", folder / WEIGHTS)
+
+
+def _build_file_entry(folder: Path, ctx: Context) -> None:
+    shutil.rmtree(folder.parent)
+    folder.parent.write_text("a plain file where a student's folder should be\n")
+
+
+def _build_deep_and_sparse(folder: Path, ctx: Context) -> None:
+    _write(folder, _notebook(_code("partial")))
+    deep = folder / "deep"
+    for _ in range(11):  # 1,100 folders deep, made 100 at a time (a path's length is limited)
+        os.makedirs(deep / os.path.join(*["d"] * 100))
+        deep = deep / os.path.join(*["d"] * 100)
+        os.chdir(ROOT)
+    with open(folder / WEIGHTS, "wb") as handle:  # 1 TiB, sparse: nothing is written
+        handle.truncate(2**40)
+    os.mkfifo(folder / "pipe")
+
+
+def _build_figures_and_outputs(folder: Path, ctx: Context) -> None:
+    nb = _notebook(_code("correct"))
+    blob = "x" * (3 * 2**20)
+    for cell in [c for c in nb.cells if c.cell_type == "code"][:7]:  # about 21 MB of stored outputs
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=blob)]
+    _write(folder, nb)
+    _copy_weights(folder)
+    (folder / "figures").mkdir()
+    for i in range(60):  # sort before pixelcnn.* and outnumber the old 50-file cap
+        (folder / "figures" / f"a_figure_{i:02d}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(2000))
+        (folder / f"a_plot_{i:02d}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(2000))
+
+
+def _build_grade_id_list(folder: Path, ctx: Context) -> None:
+    nb = _notebook(_code("partial"))
+    for cell in nb.cells:
+        if (cell.get("metadata", {}).get("nbgrader") or {}).get("grade_id") == "test_loss_fn":
+            cell.metadata["nbgrader"]["grade_id"] = ["test_loss_fn", "hidden_loss_fn"]
+    nbformat.write(nb, str(folder / NOTEBOOK), version=4)
+
+
+def _build_deep_expression(folder: Path, ctx: Context) -> None:
+    fills = _code("correct")
+    fills["loss_fn"] = _after(fills["loss_fn"], "_huge = " + " + ".join(["1"] * 3500))
+    _write(folder, _notebook(fills))
+    _copy_weights(folder)
+
+
+INJECT_HTML = """
+from IPython.display import HTML, Javascript, display
+display(HTML("<b onmouseover=\\"alert('$marker')\\">hover</b><script>alert('$marker')</script>"))
+display(Javascript("alert('$marker')"))
+"""
+
+
+def _build_injection(folder: Path, ctx: Context) -> None:
+    fills = _code("partial")
+    fills["masked_conv"] = _after(fills["masked_conv"], INJECT_HTML.replace("$marker", ctx.marker))
+    nb = _notebook(fills)
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell(f"<img src=x onerror=\"alert('{ctx.marker}')\"> and "
+                                                     f"<a href=\"javascript:alert('{ctx.marker}')\">a link</a>"))
+    # The only notebook, renamed: its (forged) name reaches the instructor's summary in the note.
+    _write(folder, nb, name="x\n# Forged heading [click](javascript:alert(1))\n.ipynb")
+
+
+INTAKE_SCENARIOS: list[Scenario] = [
+    S("ipc_publish", "The correct solution and weights; publishes the whole solution in a System V shared-memory "
+      "segment and creates a POSIX message queue (a class's channel outside the jail).", 23, "",
+      _build_ipc(IPC_PUBLISH, 0x0A4F1E12, "/arflowcorpusqueue"), honest=True),
+    S("ipc_read", "Blank code; polls for the segment the other student published and runs what it finds.", 0, "",
+      _build_ipc(IPC_READ, 0x0A4F1E12, "/arflowcorpusqueue")),
+    S("steal_from_disk", "Blank code; reads the reference and trained weights from another checkout of the course "
+      "on the same machine, the repository and the graded/ folder of `make demo`.", 0, "", _build_steal_from_disk),
+    S("memorise_test", "The correct code, untrained weights, and a PixelCNN that adds a causal prefix lookup over "
+      "the test digits students have: near 0 bits/dim on them, nothing on the grader's own digits.", 18,
+      r"bits/dim .* is not below", _build_memorise),
+    S("link_student_folder", "The student folder is a symbolic link to the reference sample.", 0,
+      r"symbolic link", _build_link_student_folder, refused=True),
+    S("link_assignment_folder", "10_ar/ is a symbolic link to the reference sample's.", 0, r"symbolic link",
+      _build_link_assignment_folder),
+    S("link_files", "pixelcnn.ipynb links to the instructor's solution, pixelcnn.pth to /proc/self/mem.", 0,
+      r"symbolic link", _build_link_files),
+    S("file_entry", "A plain file where a student's folder should be.", 0, r"not a folder", _build_file_entry,
+      refused=True),
+    S("deep_and_sparse", "Partial code; folders nested 1,100 deep, a FIFO, and a 1 TiB sparse pixelcnn.pth.", 10,
+      r"larger than", _build_deep_and_sparse),
+    S("figures_and_outputs", "The correct solution and weights; 21 MB of stored outputs and 120 PNG figures that "
+      "sort before pixelcnn.*.", 23, "", _build_figures_and_outputs, honest=True),
+    S("grade_id_list", "Partial code; a grade cell's grade id is a list.", 10, r"grade cells were changed",
+      _build_grade_id_list),
+    S("deep_expression", "The correct solution and weights; the loss_fn cell also holds a 3,500-term sum (too deep "
+      "for Python's compiler): only loss_fn's points are lost.", 20, r"loss_fn|RecursionError",
+      _build_deep_expression),
+    S("injection", "Partial code, renamed to a name with a newline and a markdown heading; outputs a <script>, an "
+      "event handler and JavaScript; a markdown cell with an onerror image and a javascript: link.", 10,
+      r"removed from this page", _build_injection),
+    S("odd_formula_id", "Partial code; the student id starts with '=' and holds a tab and a newline.", 10, "",
+      _plain("partial"), folder="=HYPERLINK(\"mailto:x@example.com\",\"x\")\tstudent\nid"),
+    S("odd_long_id", "Partial code; a 251-byte student id.", 10, "", _plain("partial"), folder="s" * 251),
+    S("odd_template_id", "Partial code; the student id is _template (once the name of the workers' template).", 10,
+      "", _plain("partial"), folder="_template"),
+]
+SCENARIOS += INTAKE_SCENARIOS
+
+
 def build_corpus(submitted: Path, ctx: Context, names: list[str] | None = None) -> dict[str, Scenario]:
     """Write ``submitted/<name>/10_ar/...`` for each scenario (all, or ``names``); return them by name."""
     by_name = {s.name: s for s in SCENARIOS}
@@ -754,9 +1027,12 @@ def build_corpus(submitted: Path, ctx: Context, names: list[str] | None = None) 
     if unknown:
         raise KeyError(f"unknown scenario(s): {', '.join(unknown)}")
     chosen = {name: by_name[name] for name in (names if names is not None else by_name)}
-    for name, scenario in chosen.items():
-        shutil.rmtree(Path(submitted) / name, ignore_errors=True)
-        folder = Path(submitted) / name / "10_ar"
+    for scenario in chosen.values():
+        student = Path(submitted) / scenario.student_id
+        if student.is_symlink() or student.is_file():
+            student.unlink()
+        shutil.rmtree(student, ignore_errors=True)
+        folder = student / "10_ar"
         folder.mkdir(parents=True)
         scenario.build(folder, ctx)
     return chosen

@@ -273,7 +273,7 @@ def test_analytic_field_matches_gradients_of_the_reference():
             assert (expected == model_field(model, (10, 10), pixel)).all()
 
 
-@pytest.mark.skipif(not __import__("autograder.jail").jail.jail_available(), reason="isolation needs root and bubblewrap")
+@pytest.mark.skipif(not __import__("autograder.jail").jail.jail_available(), reason="needs root and bubblewrap")
 def test_the_submission_process_cannot_see_the_autograder_or_the_network():
     import tempfile
 

@@ -11,7 +11,7 @@ import pytest
 from autograder import grade
 
 SAMPLES = Path(__file__).resolve().parents[1] / "autograder" / "samples"
-EXPECTED = json.loads((SAMPLES / "expected.json").read_text())
+EXPECTED = json.loads((SAMPLES.parent / "samples_expected.json").read_text())
 
 
 def test_gradebook_url_defaults_and_driver(tmp_path):

@@ -17,7 +17,7 @@ import pytest
 from autograder import grade
 
 SAMPLES = Path(__file__).resolve().parents[1] / "autograder" / "samples"
-EXPECTED = json.loads((SAMPLES / "expected.json").read_text())
+EXPECTED = json.loads((SAMPLES.parent / "samples_expected.json").read_text())
 STUDENTS = ("blank", "loss_truncated", "partial")
 
 

@@ -5,12 +5,20 @@ black box (:class:`autograder.sandbox.Box`) returned for probes chosen here with
 seeds, and compared with :mod:`autograder.reference`. Each check returns a
 :class:`CheckResult`: points per sub-check and a sentence saying what failed and why (shown in
 the feedback; the probes themselves are not).
+
+Every reason a hidden check gives is written here: what the student's code said while answering
+a hidden probe (an exception's message, printed output) could carry the probe's data or the
+test digits into the student's own feedback, so it never reaches a report (only a builtin
+exception type's name may). The nets given to ``generate`` stay in this process
+(:class:`HandBuiltNet`, through :meth:`autograder.sandbox.Box.generate`).
 """
 
 from __future__ import annotations
 
 import math
+import re
 import secrets
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -21,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from . import reference
-from .sandbox import Box, BoxError, BoxStartError, StudentError
+from .sandbox import BUILTIN_EXCEPTIONS, Box, BoxError, BoxStartError, StudentError
 
 #: Calibrated with ``python -m autograder calibrate`` (reference + 10 %); see autograder/README.md.
 REFERENCE_BPD = 1.2328  # measured: 600 steps, seed 0, on the 500 grader-only digits (autograder/heldout)
@@ -125,6 +133,49 @@ def _rng(seed: int | None) -> np.random.Generator:
 
 def _f32(a) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def _dtype(reply: dict) -> str:
+    """The dtype the box reported, when it looks like a torch dtype (the child could say anything)."""
+    value = reply.get("dtype")
+    return value if isinstance(value, str) and re.fullmatch(r"torch\.\w{1,20}", value) else "an unknown dtype"
+
+
+def _number(value) -> str:
+    """A reported number for a reason; anything else only by its JSON type."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)
+    return f"a value of type {type(value).__name__}"
+
+
+@dataclass
+class HandBuiltNet:
+    """A net with known conditionals, for ``generate``; it lives in the grader's process.
+
+    ``kind="fixed"``: the same ``logits`` (256 values) at every pixel. ``kind="chain"``: every
+    pixel is (previous pixel in raster order + ``step``) mod 256 with certainty (logit 40), the
+    first one ``start``. Called with ``x`` (B, 1, h, w) floats k/255, returns float32 logits
+    (B, 256, h, w).
+    """
+
+    kind: str
+    params: dict
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        B, _, H, W = x.shape
+        if self.kind == "fixed":
+            logits = np.asarray(self.params["logits"], dtype=np.float32).reshape(1, 256, 1, 1)
+            return np.broadcast_to(logits, (B, 256, H, W))
+        with np.errstate(invalid="ignore"):  # NaN pixels become some value: a wrong sample, not a crash
+            values = np.nan_to_num(np.round(x[:, 0].reshape(B, H * W) * np.float32(255)))  # float32, as torch
+        values = values.clip(-2**40, 2**40).astype(np.int64)
+        start, step = self.params["start"], self.params["step"]
+        first = np.full((B, 1), (start - step) % 256, dtype=np.int64)
+        previous = np.concatenate([first, values[:, :-1]], axis=1)  # the pixel before, in raster order
+        target = (previous + step) % 256
+        out = np.zeros((B, 256, H * W), np.float32)
+        np.put_along_axis(out, target[:, None, :], 40.0, axis=1)
+        return out.reshape(B, 256, H, W)
 
 
 # --------------------------------------------------------------------------- MaskedConv2d
@@ -255,9 +306,9 @@ def check_pixelcnn(box: Box, seed: int | None = None) -> CheckResult:
             for size in ((28, 28), (5, 9), (12, 3)):
                 x = _f32(rng.integers(0, 256, (2, 1, *size)) / 255.0)
                 reply, out = box.call({"op": "net_forward", "id": nid}, {"x": x})
-                if out["y"].shape != (2, 256, *size) or reply.get("dtype") != "torch.float32":
+                if out["y"].shape != (2, 256, *size) or _dtype(reply) != "torch.float32":
                     shape_msgs.append(f"{label}: for x of shape {x.shape} got logits {out['y'].shape} "
-                                      f"{reply.get('dtype')}, expected {(2, 256, *size)} torch.float32")
+                                      f"{_dtype(reply)}, expected {(2, 256, *size)} torch.float32")
             size = (12, 12)
             for pixel in ((7, 6), (0, 5), (5, 0), (11, 11)):
                 # Causality, by perturbing the pixel itself and every later one (several random images).
@@ -323,7 +374,7 @@ def check_loss_fn(box: Box, seed: int | None = None) -> CheckResult:
         expected = float(reference.loss_fn(torch.from_numpy(lg).double(), torch.from_numpy(xx)))
         try:
             reply, _ = box.call({"op": "loss"}, {"logits": lg, "x": xx})
-            got = reply["loss"]
+            got = reply.get("loss")
         except StudentError as err:
             result.add(name, 1, False, str(err))
             continue
@@ -336,7 +387,7 @@ def check_loss_fn(box: Box, seed: int | None = None) -> CheckResult:
                 hint = " (that is the loss in bits; the contract asks for nats)"
             elif abs(ratio * lg.shape[2] * lg.shape[3] - 1) < 1e-3 or abs(ratio - lg.shape[2] * lg.shape[3]) < 1e-3:
                 hint = " (a sum where a mean per pixel is expected, or the reverse?)"
-        result.add(name, 1, ok, f"got {got!r}, expected {expected:.6f} (mean NLL per pixel in nats){hint}")
+        result.add(name, 1, ok, f"got {_number(got)}, expected {expected:.6f} (mean NLL per pixel in nats){hint}")
     return result
 
 
@@ -355,14 +406,13 @@ def check_generate(box: Box, seed: int | None = None) -> CheckResult:
     try:
         logits = rng.normal(0, 1.5, 256)
         H, W = 5, 7
-        reply, out = box.call({"op": "generate", "kind": "fixed", "params": {"logits": logits.tolist()},
-                               "n_samples": 3, "image_size": [H, W]})
+        reply, out = box.generate(HandBuiltNet("fixed", {"logits": logits.tolist()}), 3, (H, W))
         s = out["samples"]
         msgs = []
         if s.shape != (3, 1, H, W):
             msgs.append(f"generate(net, 3, image_size=({H}, {W})) returned shape {s.shape}, expected (3, 1, {H}, {W})")
-        elif "float" not in reply.get("dtype", ""):
-            msgs.append(f"samples have dtype {reply.get('dtype')}, expected floats k/255")
+        elif "float" not in _dtype(reply):
+            msgs.append(f"samples have dtype {_dtype(reply)}, expected floats k/255")
         elif not (np.isfinite(s).all() and s.min() >= 0 and s.max() <= 1
                   and np.abs(s * 255 - np.round(s * 255)).max() < 1e-3):
             msgs.append("samples are not values k/255 in [0, 1]")
@@ -375,8 +425,7 @@ def check_generate(box: Box, seed: int | None = None) -> CheckResult:
         msgs = []
         for H, W in ((4, 6), (6, 3)):
             start, step = int(rng.integers(0, 256)), int(rng.integers(7, 120))
-            _, out = box.call({"op": "generate", "kind": "chain", "params": {"start": start, "step": step},
-                               "n_samples": 2, "image_size": [H, W]})
+            _, out = box.generate(HandBuiltNet("chain", {"start": start, "step": step}), 2, (H, W))
             s = out["samples"]
             expected = _chain(start, step, H, W)
             if s.shape != (2, 1, H, W):
@@ -404,8 +453,7 @@ def check_generate(box: Box, seed: int | None = None) -> CheckResult:
         H, W, n = 8, 8, 24
         samples = []
         for _ in range(2):
-            _, out = box.call({"op": "generate", "kind": "fixed", "params": {"logits": logits.tolist()},
-                               "n_samples": n, "image_size": [H, W]})
+            _, out = box.generate(HandBuiltNet("fixed", {"logits": logits.tolist()}), n, (H, W))
             samples.append(np.round(out["samples"].reshape(-1) * 255).astype(int))
         counts = np.array([(samples[0] == v).sum() for v in values])
         total = len(samples[0])
@@ -428,6 +476,34 @@ def check_generate(box: Box, seed: int | None = None) -> CheckResult:
 
 
 # --------------------------------------------------------------------------- the trained model
+#: Images per float64 log-softmax in the trained-model check: 10 digits are 16 MB, 100 would be 160 MB.
+LOGP_CHUNK = 10
+
+
+def _score_logits(y: np.ndarray, images: np.ndarray, idx: np.ndarray, N: int, a_idx: np.ndarray,
+                  pos: np.ndarray, logp_at: dict, nll: float) -> float | None:
+    """``nll`` plus the NLL (nats) of the real digits among ``idx`` from their logits ``y``, in
+    chunks of :data:`LOGP_CHUNK` images; keeps (copies of) the log-probabilities at the splice
+    points in ``logp_at``. None when the logits are not finite."""
+    W = images.shape[-1]
+    for c0 in range(0, len(idx), LOGP_CHUNK):
+        rows = idx[c0:c0 + LOGP_CHUNK]
+        logp = torch.log_softmax(torch.from_numpy(y[c0:c0 + LOGP_CHUNK]).double(), dim=1)
+        if not torch.isfinite(logp).all():
+            return None
+        picked = logp.gather(1, torch.from_numpy(images[rows, 0])[:, None]).squeeze(1)  # (b, H, W)
+        for row, k in enumerate(rows):
+            # A copy: a view would keep this chunk's whole log-probability tensor alive.
+            if k < N:
+                nll -= float(picked[row].sum())
+                for r in np.nonzero(a_idx == k)[0]:  # the splice points of the pairs this digit starts
+                    logp_at[("a", int(r))] = logp[row, :, pos[r] // W, pos[r] % W].numpy().copy()
+            else:
+                r = int(k - N)
+                logp_at[("s", r)] = logp[row, :, pos[r] // W, pos[r] % W].numpy().copy()
+    return nll
+
+
 def check_trained_model(box: Box, weights_loaded: bool, seed: int | None = None,
                         limit: int | None = None, batch_size: int = 100) -> CheckResult:
     """Test bits/dim computed here from the logits the box returns, on the grader-only digits
@@ -460,30 +536,19 @@ def check_trained_model(box: Box, weights_loaded: bool, seed: int | None = None,
         idx = order[start:start + batch_size]
         x = _f32(all_images[idx] / np.float32(255))
         try:
-            reply, out = box.call({"op": "net_forward", "id": "trained"}, {"x": x})
+            _, out = box.call({"op": "net_forward", "id": "trained"}, {"x": x})
         except StudentError as err:
             result.add(name, 5, False, f"the model failed on test images: {err}")
             return result
-        y = out["y"]
-        if y.shape != (len(idx), 256, H, W):
-            result.add(name, 5, False, f"logits of shape {y.shape} for x of shape {x.shape}")
+        y = out.pop("y", None)
+        if y is None or y.shape != (len(idx), 256, H, W):
+            result.add(name, 5, False, f"logits of shape {None if y is None else y.shape} for x of shape {x.shape}")
             return result
-        logp = torch.log_softmax(torch.from_numpy(y).double(), dim=1)
-        if not torch.isfinite(logp).all():
+        nll_total = _score_logits(y, all_images, idx, N, a_idx, pos, logp_at, nll_total)
+        del y, out  # before the next answer arrives: one batch of logits at a time
+        if nll_total is None:
             result.add(name, 5, False, "the logits contain NaN or inf")
             return result
-        target = torch.from_numpy(all_images[idx, 0])
-        picked = logp.gather(1, target[:, None]).squeeze(1)  # (b, H, W)
-        for row, k in enumerate(idx):
-            if k < N:
-                nll_total -= float(picked[row].sum())
-            k_orig = k if k < N else None
-            # Keep the log-probabilities at the splice points of both images of each pair.
-            for r in np.nonzero((a_idx == k) if k_orig is not None else np.zeros(n_splice, bool))[0]:
-                logp_at[("a", int(r))] = logp[row, :, pos[r] // W, pos[r] % W].numpy()
-            if k >= N:
-                r = int(k - N)
-                logp_at[("s", r)] = logp[row, :, pos[r] // W, pos[r] % W].numpy()
     bpd = nll_total / (N * H * W) / LN2
     worst = max(float(np.abs(logp_at[("a", r)] - logp_at[("s", r)]).max()) for r in range(n_splice))
     if worst > 1e-3:
@@ -512,13 +577,50 @@ def all_ids() -> tuple[str, ...]:
     return (*VISIBLE_IDS, *HIDDEN_IDS)
 
 
+#: Why torch refused a weights file, by a phrase of its message: the reason then is the grader's.
+LOAD_REASONS = (("Weights only load failed", "torch.load(weights_only=True) refused the file: it holds more than "
+                 "tensors (Weights only load failed)"),
+                ("size mismatch", "the tensors' sizes do not fit PixelCNN() (size mismatch): saved from other "
+                 "settings or another architecture?"),
+                ("Missing key", "the tensors' names do not match PixelCNN() (missing or unexpected keys)"),
+                ("Unexpected key", "the tensors' names do not match PixelCNN() (missing or unexpected keys)"))
+
+
+def _load_reason(err: StudentError) -> str:
+    """Why pixelcnn.pth could not be loaded, in the grader's words (a choice among fixed sentences)."""
+    said = err.student_text or ""
+    why = next((reason for phrase, reason in LOAD_REASONS if phrase in said), str(err))
+    return f"pixelcnn.pth could not be loaded into PixelCNN(): {why}"
+
+
+def _failure_reason(err: Exception, visible: bool = False) -> str:
+    """The reason a whole check failed. Only a visible check (public probes) may repeat what the
+    student's code said; a box's printed output and a grader error's message go to the log."""
+    if isinstance(err, StudentError):
+        return err.visible_text() if visible else str(err)
+    if isinstance(err, BoxError):
+        if err.log:
+            print(f"[grader] {err}; the submission's last output:\n{err.log}", file=sys.stderr)
+        return str(err)
+    traceback.print_exc()
+    return f"internal error of the grader ({_type_name(err)}); the instructor's log has the details"
+
+
+def _type_name(err: BaseException) -> str:
+    """An exception's type name, only when it is one of Python's own (else a generic word)."""
+    name = type(err).__name__
+    return name if name in BUILTIN_EXCEPTIONS else "an exception"
+
+
 def run_checks(cells: list[dict], weights: str | Path | None, seed: int | None = None,
                limit: int | None = None, timeout: float = 120.0, total_timeout: float = 900.0,
                visible: bool = True) -> dict[str, CheckResult]:
     """Run every check (the visible tests' verdicts too, unless ``visible=False``) against one
     submission's cells and weights, in one black box. Never raises: what cannot run scores 0 with the reason.
 
-    ``timeout`` bounds each probe, ``total_timeout`` the whole box (restarts included).
+    ``timeout`` bounds each probe, ``total_timeout`` the whole box (restarts included). The
+    visible checks run first: their reasons may repeat the student's own messages, which at that
+    point cannot carry anything a hidden probe showed the submission.
     """
     from . import visible as visible_checks
 
@@ -550,46 +652,46 @@ def run_checks(cells: list[dict], weights: str | Path | None, seed: int | None =
                 running.remove(next(c for c in running if c["name"] == err.cell))
                 left_out.append(f"the cell defining {err.cell} stopped the process when it ran ({err}); "
                                 "it was left out")
+                if err.log:
+                    print(f"[grader] cell {err.cell} left out; its last output:\n{err.log}", file=sys.stderr)
 
     try:
         box = start()
     except Exception as err:  # fail-safe: nothing could run, everything scores 0 with the reason
-        reason = f"the submission's code could not be started ({err})"
+        reason = f"the submission's code could not be started ({_failure_reason(err)})"
         return {gid: failed_result(gid, reason) for gid in ids}
     try:
         for n, (gid, check) in enumerate(plan.items()):
             try:
                 results[gid] = check(box, seed=None if seed is None else seed + n)
-            except (BoxError, Exception) as err:
-                detail = str(err) if isinstance(err, (BoxError, StudentError)) else \
-                    f"internal error {type(err).__name__}: {err}"
-                if not isinstance(err, (BoxError, StudentError)):
-                    traceback.print_exc()
-                results[gid] = failed_result(gid, detail)
+            except Exception as err:
+                results[gid] = failed_result(gid, _failure_reason(err, visible=gid not in PLAN))
                 if isinstance(err, BoxError):  # a dead or hung box: the next check gets a fresh one
                     box.close()
                     try:
                         box = start()
                     except Exception as again:
                         box = None
+                        why = _failure_reason(again)
                         for rest in ids:
                             results.setdefault(rest, failed_result(rest, f"the submission's process could not be "
-                                                                         f"restarted ({again})"))
+                                                                         f"restarted ({why})"))
                         break
         if box is not None:
             if not load_error:
                 try:
                     box.call({"op": "net_load", "id": "trained", "path": "pixelcnn.pth"})
                 except StudentError as err:
-                    load_error = f"pixelcnn.pth could not be loaded into PixelCNN(): {err}"
+                    load_error = _load_reason(err)
             try:
                 results["hidden_trained_model"] = (failed_result("hidden_trained_model", load_error) if load_error
                                                    else check_trained_model(box, True, seed=seed, limit=limit))
             except (BoxError, StudentError) as err:
-                results["hidden_trained_model"] = failed_result("hidden_trained_model", str(err))
+                results["hidden_trained_model"] = failed_result("hidden_trained_model", _failure_reason(err))
     except Exception as err:
+        why = _failure_reason(err)
         for gid in ids:
-            results.setdefault(gid, failed_result(gid, f"the checks stopped: {err}"))
+            results.setdefault(gid, failed_result(gid, f"the checks stopped: {why}"))
     finally:
         if box is not None:
             box.close()

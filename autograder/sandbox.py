@@ -7,10 +7,18 @@ there with one torch thread, no CUDA and a scrubbed environment, and exchanges f
 payloads loaded with ``allow_pickle=False``; never pickle) with a time limit on every
 answer. Anything that goes wrong (a crash, a timeout, garbage on the channel) raises
 :class:`BoxError`; the checks turn that into zero points with the reason.
+
+Every reply is capped at what its probe needs (:func:`reply_cap`, computed from the request's
+arrays), refused as soon as a larger length is announced, and read into one preallocated buffer,
+so a submission cannot make the grader hold more than a probe's answer. The reasons this module
+writes into :class:`BoxError` and :class:`StudentError` are the grader's own sentences; what the
+student's code said (its exception message, its printed output) is kept apart, on the exception's
+``student_text`` and ``log`` attributes, for the visible checks and the instructor's log.
 """
 
 from __future__ import annotations
 
+import builtins
 import io
 import itertools
 import json
@@ -29,7 +37,18 @@ import numpy as np
 from .jail import Jail, Limits
 
 CHILD = Path(__file__).with_name("sandbox_child.py")
-MAX_REPLY_BYTES = 2 * 1024**3
+#: Room for the ``.npz`` framing of a reply's arrays, and the whole payload of a reply without arrays.
+SMALL_REPLY_BYTES = 64 * 1024
+MAX_HEADER_BYTES = 1 << 20
+READ_CHUNK = 1 << 22
+#: Python's own exception classes: the only type names a hidden check's reason may repeat.
+BUILTIN_EXCEPTIONS = frozenset(name for name, obj in vars(builtins).items()
+                               if isinstance(obj, type) and issubclass(obj, BaseException))
+#: The contract's names, and the one each probe (op) exercises.
+CONTRACT_NAMES = ("MaskedConv2d", "PixelCNN", "loss_fn", "generate")
+OP_FUNCTION = {"conv_build": "MaskedConv2d", "conv_forward": "MaskedConv2d", "conv_train": "MaskedConv2d",
+               "net_build": "PixelCNN", "net_forward": "PixelCNN", "net_grad": "PixelCNN", "net_load": "PixelCNN",
+               "loss": "loss_fn", "generate": "generate"}
 _SLOTS = itertools.count()  # a uid of its own for every jail that may run at the same time
 
 
@@ -40,8 +59,121 @@ def next_slot(offset: int = 0) -> int:
     return (offset + base + next(_SLOTS) % 100) % 4000
 
 
+def reply_cap(header: dict, arrays: dict[str, np.ndarray] | None) -> int:
+    """The largest payload (bytes) a reply to this request may announce: what the probe needs.
+
+    A forward pass answers at most 256 float32 channels per input value (the logits of a
+    ``(B, 1, H, W)`` input are ``(B, 256, H, W)``), a gradient the input's size, ``generate`` its
+    samples (float64; four times over, so that a wrong shape is still reported as such); every
+    other probe answers no arrays.
+    """
+    op, arrays = header.get("op"), arrays or {}
+    x = arrays.get("x")
+    if op in ("conv_forward", "net_forward") and x is not None:
+        return 4 * 256 * x.size + SMALL_REPLY_BYTES
+    if op == "net_grad" and x is not None:
+        return 4 * x.size + SMALL_REPLY_BYTES
+    if op == "generate":
+        H, W = header["image_size"]
+        return 4 * 8 * max(int(header["n_samples"]), 1) * H * W + SMALL_REPLY_BYTES
+    return SMALL_REPLY_BYTES
+
+
+class _BufferReader(io.RawIOBase):
+    """A read-only, seekable file over a buffer, without copying it (``io.BytesIO`` would)."""
+
+    def __init__(self, buffer: bytearray):
+        super().__init__()
+        self._view, self._pos = memoryview(buffer), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, target) -> int:
+        n = min(len(target), len(self._view) - self._pos)
+        target[:n] = self._view[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        self._pos = max(base + offset, 0)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def close(self) -> None:
+        self._view.release()
+        super().close()
+
+
+def load_arrays(buffer: bytearray) -> dict[str, np.ndarray]:
+    """The numeric arrays of an ``.npz`` payload (``allow_pickle=False``); BoxError for anything else."""
+    try:
+        with _BufferReader(buffer) as reader, np.load(reader, allow_pickle=False) as archive:
+            out = {key: archive[key] for key in archive.files}
+    except Exception:
+        raise BoxError("malformed arrays from the submission's process") from None
+    if not all(isinstance(a, np.ndarray) and a.dtype.kind in "biuf" for a in out.values()):
+        raise BoxError("the submission's process answered arrays that are not numbers")
+    return out
+
+
 class BoxError(RuntimeError):
-    """The student's process died, hung, or answered something that is not a valid reply."""
+    """The student's process died, hung, or answered something that is not a valid reply.
+
+    The message is the grader's own; ``log`` holds the end of what the process printed, for the
+    instructor's log only (never for reports: a submission could print probe data there).
+    """
+
+    def __init__(self, message: str, log: str = ""):
+        super().__init__(message)
+        self.log = log
+
+
+class _ProbeSession:
+    """One ``generate`` probe: answers the child's forward calls with the logits of a net held here.
+
+    ``net`` maps a float32 array ``(B, 1, h, w)`` to logits ``(B, 256, h, w)``; it never leaves
+    the grader's process, so the submission learns its conditionals only by calling it. The calls
+    are bounded in number (four per pixel and sample: a ``generate`` may sample its images one at
+    a time) and in size (inputs of at most ``max(8 n, 64) H W`` values); past a bound the call is
+    refused with a reason, and the probe fails with it whatever the submission does next.
+    """
+
+    def __init__(self, net, n_samples: int, image_size: tuple[int, int]):
+        H, W = image_size
+        self.net, self.refused, self.calls = net, "", 0
+        self.max_calls = 4 * max(n_samples, 1) * H * W + 16
+        self.max_values = max(8 * n_samples, 64) * H * W
+
+    @property
+    def input_cap(self) -> int:
+        """The largest payload a forward call may announce (its float32 input, npz framing)."""
+        return 4 * self.max_values + SMALL_REPLY_BYTES
+
+    def _refuse(self, reason: str) -> tuple[dict, None]:
+        self.refused = self.refused or reason
+        return {"ok": False, "error": reason}, None
+
+    def answer(self, header: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, dict | None]:
+        """The reply to one forward call: the logits, or a refusal with the grader's reason."""
+        self.calls += 1
+        if self.calls > self.max_calls:
+            return self._refuse(f"generate called the net more than {self.max_calls} times in one call of generate "
+                                "(one call per pixel, or per pixel and sample, is enough)")
+        x = arrays.get("x")
+        if x is None or x.ndim != 4 or x.shape[1] != 1 or x.size == 0 or x.dtype.kind != "f":
+            shape = "no array" if x is None else f"a {x.dtype.name} array of shape {tuple(x.shape)}"
+            return self._refuse(f"the net was called with {shape}; it takes floats of shape (B, 1, H, W)")
+        if x.size > self.max_values:
+            return self._refuse(f"the net was called with an input of {x.size} values, more than the "
+                                f"{self.max_values} this probe allows")
+        return {"ok": True}, {"logits": np.ascontiguousarray(self.net(x.astype(np.float32)), dtype=np.float32)}
 
 
 class Box:
@@ -67,7 +199,7 @@ class Box:
         except BoxError as err:
             cell = self._running_cell()
             self.close()
-            raise BoxStartError(str(err), cell) from None
+            raise BoxStartError(str(err), cell, log=err.log) from None
         except BaseException:
             self.close()
             raise
@@ -83,22 +215,28 @@ class Box:
         return found[-1] if found else None
 
     # ------------------------------------------------------------------ plumbing
+    def _read_into(self, buffer: bytearray, deadline: float) -> bytearray:
+        """Fill ``buffer`` from the child's stdout (in place: no chunks to join), or raise BoxError."""
+        fd, view, filled = self.process.stdout.fileno(), memoryview(buffer), 0
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(fd, selectors.EVENT_READ)
+                while filled < len(view):
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not selector.select(left):
+                        raise BoxError(f"no answer within the time limit ({self.timeout:.0f} s per probe)",
+                                       self.stderr_tail())
+                    n = os.readv(fd, [view[filled:filled + READ_CHUNK]])
+                    if not n:
+                        raise BoxError("the process running the submission died" + self._how_it_ended(),
+                                       self.stderr_tail())
+                    filled += n
+        finally:
+            view.release()
+        return buffer
+
     def _read(self, n: int, deadline: float) -> bytes:
-        fd = self.process.stdout.fileno()
-        chunks, remaining = [], n
-        with selectors.DefaultSelector() as selector:
-            selector.register(fd, selectors.EVENT_READ)
-            while remaining:
-                left = deadline - time.monotonic()
-                if left <= 0 or not selector.select(left):
-                    raise BoxError(f"no answer within the time limit ({self.timeout:.0f} s per probe)")
-                chunk = os.read(fd, min(remaining, 1 << 22))
-                if not chunk:
-                    raise BoxError("the process running the submission died" + self._how_it_ended()
-                                   + self._stderr_tail())
-                chunks.append(chunk)
-                remaining -= len(chunk)
-        return b"".join(chunks)
+        return bytes(self._read_into(bytearray(n), deadline))
 
     def _how_it_ended(self) -> str:
         try:
@@ -115,64 +253,91 @@ class Box:
             return f" (killed by {name})"
         return f" (exit status {code})"
 
-    def _stderr_tail(self, n: int = 600) -> str:
+    def stderr_tail(self, n: int = 600) -> str:
+        """The end of what the child printed: for the instructor's log, never for a report."""
         try:
             self._stderr.flush()
             text = self.stderr_path.read_bytes()[-4 * n:].decode(errors="replace")
-        except OSError:
+        except (OSError, ValueError):
             return ""
-        # The box's own progress lines say nothing to a student.
-        text = re.sub(r"^\[arflow-box\] running cell \w+$", "", text, flags=re.M).strip()[-n:]
-        return f"; last output: ...{text}" if text else ""
+        # The box's own progress lines say nothing.
+        return re.sub(r"^\[arflow-box\] running cell \w+$", "", text, flags=re.M).strip()[-n:]
 
     def _send(self, header: dict, arrays: dict[str, np.ndarray] | None = None) -> None:
-        payload = b""
+        buffer = io.BytesIO()
         if arrays:
-            buffer = io.BytesIO()
             np.savez(buffer, **arrays)
-            payload = buffer.getvalue()
         head = json.dumps(header).encode()
         try:
-            self.process.stdin.write(struct.pack(">I", len(head)) + head + struct.pack(">Q", len(payload)) + payload)
+            self.process.stdin.write(struct.pack(">I", len(head)) + head + struct.pack(">Q", buffer.tell()))
+            self.process.stdin.write(buffer.getbuffer())
             self.process.stdin.flush()
         except (BrokenPipeError, OSError) as err:
-            raise BoxError(f"could not talk to the submission's process ({err})" + self._stderr_tail()) from None
+            raise BoxError(f"could not talk to the submission's process ({type(err).__name__})",
+                           self.stderr_tail()) from None
 
-    def request(self, header: dict, arrays: dict[str, np.ndarray] | None = None,
-                timeout: float | None = None) -> tuple[dict, dict[str, np.ndarray]]:
-        """Send one probe; return (reply header, arrays). Raises BoxError, never returns garbage."""
-        if self.process.poll() is not None:
-            raise BoxError("the process running the submission has exited" + self._stderr_tail())
-        self._send(header, arrays)
-        deadline = min(time.monotonic() + (timeout or self.timeout), self.deadline)
+    def _receive(self, deadline: float, cap: int, callback_cap: int | None) -> tuple[dict, dict[str, np.ndarray]]:
+        """One message from the child: a reply (payload at most ``cap`` bytes) or, where
+        ``callback_cap`` is given, a call back to the grader (at most ``callback_cap``)."""
         (hlen,) = struct.unpack(">I", self._read(4, deadline))
-        if hlen > 1 << 20:
+        if hlen > MAX_HEADER_BYTES:
             raise BoxError("malformed answer from the submission's process")
         try:
             reply = json.loads(self._read(hlen, deadline).decode())
         except ValueError:
             raise BoxError("malformed answer from the submission's process") from None
-        (plen,) = struct.unpack(">Q", self._read(8, deadline))
-        if plen > MAX_REPLY_BYTES:
-            raise BoxError("answer too large")
-        out = {}
-        if plen:
-            try:
-                with np.load(io.BytesIO(self._read(plen, deadline)), allow_pickle=False) as archive:
-                    out = {key: archive[key] for key in archive.files}
-            except BoxError:
-                raise
-            except Exception:
-                raise BoxError("malformed arrays from the submission's process") from None
-        if not isinstance(reply, dict):
+        if not isinstance(reply, dict) or ("callback" in reply and callback_cap is None):
             raise BoxError("malformed answer from the submission's process")
-        return reply, out
+        limit = callback_cap if "callback" in reply else cap
+        (plen,) = struct.unpack(">Q", self._read(8, deadline))
+        if plen > limit:  # refused before anything is allocated for it
+            raise BoxError(f"the submission's process announced an answer of {plen} bytes where this probe needs "
+                           f"at most {limit} bytes")
+        return reply, (load_arrays(self._read_into(bytearray(plen), deadline)) if plen else {})
+
+    def request(self, header: dict, arrays: dict[str, np.ndarray] | None = None,
+                timeout: float | None = None, on_callback=None,
+                callback_cap: int | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+        """Send one probe; return (reply header, arrays). Raises BoxError, never returns garbage.
+
+        While the probe runs, the child may call back (``{"callback": ...}`` with arrays of at most
+        ``callback_cap`` bytes); ``on_callback(header, arrays)`` gives the answer sent back.
+        """
+        if self.process.poll() is not None:
+            raise BoxError("the process running the submission has exited", self.stderr_tail())
+        self._send(header, arrays)
+        deadline = min(time.monotonic() + (timeout or self.timeout), self.deadline)
+        cap = reply_cap(header, arrays)
+        while True:
+            reply, out = self._receive(deadline, cap, callback_cap if on_callback else None)
+            if "callback" not in reply:
+                return reply, out
+            self._send(*on_callback(reply, out))
 
     def call(self, header: dict, arrays: dict | None = None, timeout: float | None = None):
         """Like ``request`` but raises :class:`StudentError` when the student's code raised."""
         reply, out = self.request(header, arrays, timeout)
         if not reply.get("ok"):
-            raise StudentError(str(reply.get("error", "unknown error"))[:500])
+            raise student_error(header.get("op"), reply)
+        return reply, out
+
+    def generate(self, net, n_samples: int, image_size: tuple[int, int],
+                 timeout: float | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+        """The submission's ``generate(net, n_samples, image_size)`` on a net that stays here.
+
+        The child hands its ``generate`` a thin module whose forward sends ``x`` back to this
+        process and returns the logits ``net(x)`` computed here: the child never holds the net's
+        kind or parameters. Raises :class:`StudentError` (a bound exceeded, or generate raised).
+        """
+        H, W = (int(v) for v in image_size)
+        session = _ProbeSession(net, int(n_samples), (H, W))
+        header = {"op": "generate", "n_samples": int(n_samples), "image_size": [H, W]}
+        reply, out = self.request(header, timeout=timeout, on_callback=session.answer,
+                                  callback_cap=session.input_cap)
+        if session.refused:
+            raise StudentError(session.refused)
+        if not reply.get("ok"):
+            raise student_error("generate", reply)
         return reply, out
 
     # ------------------------------------------------------------------ lifetime
@@ -202,10 +367,41 @@ class Box:
 class BoxStartError(BoxError):
     """The child never became ready; ``cell`` is the cell it was running (or None)."""
 
-    def __init__(self, message: str, cell: str | None):
-        super().__init__(message)
+    def __init__(self, message: str, cell: str | None, log: str = ""):
+        super().__init__(message, log)
         self.cell = cell
 
 
 class StudentError(RuntimeError):
-    """The student's code raised an exception while answering a probe (message included)."""
+    """The student's code raised an exception while answering a probe, or answered wrongly.
+
+    ``str()`` is the grader's own sentence (safe for the hidden checks' reports);
+    ``student_text`` is what the student's code said (its exception and message), which only
+    the visible checks, whose probes are public, may show.
+    """
+
+    def __init__(self, reason: str, student_text: str | None = None):
+        super().__init__(reason)
+        self.student_text = student_text
+
+    def visible_text(self) -> str:
+        """What the visible checks show: the student's own message where there is one."""
+        return self.student_text or str(self)
+
+
+def student_error(op: str | None, reply: dict) -> StudentError:
+    """A :class:`StudentError` for a failed reply: a reason written here, the student's text apart.
+
+    The reason names the function the probe exercised and, only when it is one of Python's
+    own exception classes, the type the child reports; a name the contract defines may be
+    reported missing. Nothing else the child sent reaches the reason.
+    """
+    function = OP_FUNCTION.get(op or "", "the submission's code")
+    kind, missing = reply.get("error_type"), reply.get("missing")
+    if missing in CONTRACT_NAMES:
+        reason = f"{missing} is not defined (the cell that defines it is missing or raised an exception)"
+    else:
+        shown = f"{kind}: " if isinstance(kind, str) and kind in BUILTIN_EXCEPTIONS else ""
+        reason = (f"{function} raised an exception while answering a hidden probe ({shown}its message is not "
+                  "shown for hidden tests)")
+    return StudentError(reason, str(reply.get("error", "unknown error"))[:500])

@@ -9,7 +9,9 @@ in this process can only change what the box answers, never how the answers are 
 Protocol (both directions): 4-byte big-endian header length, a JSON header, 8-byte payload
 length, payload (an ``.npz`` archive written with ``allow_pickle=False``, or nothing). The
 answers go out on a private duplicate of the original stdout; ``print`` in student code goes
-to stderr.
+to stderr. While ``generate`` runs, each forward call of its net is a message to the parent
+(``{"callback": "forward"}`` with ``x``), answered with the logits (or a refusal) before the
+final reply.
 """
 
 import io
@@ -80,7 +82,6 @@ def main():
     import numpy as np
     import torch
     import torch.nn as nn
-    import torch.nn.functional as F
 
     torch.set_num_threads(1)
     with open("cells.json") as handle:
@@ -98,33 +99,36 @@ def main():
             cell_errors[cell["name"]] = f"{type(err).__name__}: {err}"
     objects = {}
 
-    class HandBuiltNet(nn.Module):
-        """A net with known conditionals, built from the parent's parameters (for `generate`)."""
+    class ProbeNet(nn.Module):
+        """The net handed to `generate`: it holds nothing but an anchor parameter.
 
-        def __init__(self, kind, params):
+        Its forward sends x to the grader (a call back on the channel while the probe runs) and
+        returns the logits the grader computed: which net it is, and its parameters, never
+        reach this process.
+        """
+
+        def __init__(self):
             super().__init__()
-            self.kind, self.params = kind, params
             self.anchor = nn.Parameter(torch.zeros(()))  # so that net.parameters() is not empty
-            if kind == "fixed":
-                self.register_buffer("logits", torch.tensor(params["logits"], dtype=torch.float32))
 
         def forward(self, x):
-            B, _, H, W = x.shape
-            if self.kind == "fixed":
-                out = self.logits.to(x.device).view(1, 256, 1, 1).expand(B, 256, H, W)
-                return out + 0 * self.anchor
-            values = torch.round(x[:, 0].reshape(B, H * W).float() * 255).long()
-            first = torch.full((B, 1), (self.params["start"] - self.params["step"]) % 256,
-                               dtype=torch.long, device=x.device)
-            previous = torch.cat([first, values[:, :-1]], dim=1)  # the pixel before, in raster order
-            target = (previous + self.params["step"]) % 256
-            out = 40.0 * F.one_hot(target, 256).float().to(x.device)  # (B, HW, 256)
-            return out.permute(0, 2, 1).reshape(B, 256, H, W) + 0 * self.anchor
+            x = torch.as_tensor(x)
+            write_message(out, {"callback": "forward"}, {"x": x.detach().float().cpu().numpy()})
+            header, payload = read_message(inp)
+            if not header.get("ok"):
+                raise RuntimeError(str(header.get("error", "the grader refused this call")))
+            logits = torch.from_numpy(unpack(payload)["logits"]).to(x.device)
+            return logits + 0 * self.anchor
+
+    class Missing(NameError):
+        """A name of the contract that no cell defined (reported by name to the grader)."""
 
     def need(name):
         if name not in namespace:
             reason = "; ".join(f"{k}: {v}" for k, v in cell_errors.items())
-            raise NameError(f"{name} is not defined" + (f" (errors in cells: {reason})" if reason else ""))
+            err = Missing(f"{name} is not defined" + (f" (errors in cells: {reason})" if reason else ""))
+            err.missing = name
+            raise err
         return namespace[name]
 
     def handle(header, arrays):
@@ -187,8 +191,7 @@ def main():
             value = need("loss_fn")(torch.from_numpy(arrays["logits"]), torch.from_numpy(arrays["x"]))
             return {"loss": float(value)}, None
         if op == "generate":
-            net = HandBuiltNet(header["kind"], header["params"])
-            samples = need("generate")(net, header["n_samples"], image_size=tuple(header["image_size"]),
+            samples = need("generate")(ProbeNet(), header["n_samples"], image_size=tuple(header["image_size"]),
                                        device="cpu")
             samples = torch.as_tensor(samples)
             return {"dtype": str(samples.dtype)}, {"samples": samples.detach().cpu().double().numpy()}
@@ -208,8 +211,11 @@ def main():
             tb = traceback.extract_tb(err.__traceback__)
             where = next((f"{frame.filename}, line {frame.lineno}" for frame in reversed(tb)
                           if frame.filename.startswith("<cell")), "")
-            message = f"{type(err).__name__}: {err}" + (f" ({where})" if where else "")
-            reply, arrays = {"ok": False, "error": message}, None
+            kind = "NameError" if isinstance(err, Missing) else type(err).__name__
+            message = f"{kind}: {err}" + (f" ({where})" if where else "")
+            reply, arrays = {"ok": False, "error": message, "error_type": kind}, None
+            if isinstance(err, Missing):
+                reply["missing"] = err.missing
         write_message(out, reply, arrays)
 
 

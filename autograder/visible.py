@@ -4,7 +4,9 @@ The notebook's visible test cells (``arflow.assignment_checks``) run in the stud
 where a submission can patch ``assert``, numpy or the checks themselves. So the grader decides
 their points again here, from the black box's answers, with the same probes and the same
 all-or-nothing rule as the notebook (a student whose visible test passes at home passes here).
-Whatever the notebook's own test cells printed decides nothing.
+Whatever the notebook's own test cells printed decides nothing. The probes are public, so a
+failure may show the student's own exception message (``StudentError.visible_text``), which the
+hidden checks never do.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 from arflow.assignment_checks import expected_mask
 
 from . import reference
-from .checks import VISIBLE_KIND, CheckResult, StudentError, _f32, _probe_kernel, _rng
+from .checks import VISIBLE_KIND, CheckResult, HandBuiltNet, StudentError, _dtype, _f32, _probe_kernel, _rng
 from .sandbox import Box
 
 #: grade id -> (title, points, what the visible test checks)
@@ -63,7 +65,7 @@ def visible_masked_conv(box: Box, seed: int | None = None) -> CheckResult:
                 if not np.array_equal((np.abs(kernel) > 1e-6 * scale).any(axis=(0, 1)), expected):
                     failures.append(f"{label}: after 3 Adam steps the mask no longer holds")
     except StudentError as err:
-        failures.append(str(err))
+        failures.append(err.visible_text())
     return _result("test_masked_conv", failures)
 
 
@@ -75,8 +77,8 @@ def visible_pixelcnn(box: Box, seed: int | None = None) -> CheckResult:
         reply, out = box.call({"op": "net_forward", "id": "visible_net"}, {"x": _f32(rng.random((2, 1, 10, 12)))})
         if out["y"].shape != (2, 256, 10, 12):
             failures.append(f"PixelCNN maps x of shape (2, 1, 10, 12) to {out['y'].shape}; expected (2, 256, 10, 12)")
-        elif reply.get("dtype") != "torch.float32":
-            failures.append(f"logits have dtype {reply.get('dtype')}; expected torch.float32")
+        elif _dtype(reply) != "torch.float32":
+            failures.append(f"logits have dtype {_dtype(reply)}; expected torch.float32")
         size = (10, 12)
         for pixel in ((5, 6), (0, 4), (9, 0)) if not failures else ():
             field = np.zeros(size, bool)
@@ -90,7 +92,7 @@ def visible_pixelcnn(box: Box, seed: int | None = None) -> CheckResult:
                                 "not that of a stack of masked convolutions (first blind, the rest not)")
                 break
     except StudentError as err:
-        failures.append(str(err))
+        failures.append(err.visible_text())
     return _result("test_pixelcnn", failures)
 
 
@@ -113,7 +115,7 @@ def visible_loss_fn(box: Box, seed: int | None = None) -> CheckResult:
                 failures.append(f"{label}: loss {got!r}, expected {expected:.4f} nats per pixel")
                 break
     except StudentError as err:
-        failures.append(str(err))
+        failures.append(err.visible_text())
     return _result("test_loss_fn", failures)
 
 
@@ -124,28 +126,26 @@ def visible_generate(box: Box, seed: int | None = None) -> CheckResult:
         box.call({"op": "seed", "seed": int(rng.integers(2**62))})
         logits = np.full(256, -30.0)
         logits[[40, 200]] = 0.0
-        reply, out = box.call({"op": "generate", "kind": "fixed", "params": {"logits": logits.tolist()},
-                               "n_samples": 4, "image_size": [5, 7]})
+        reply, out = box.generate(HandBuiltNet("fixed", {"logits": logits.tolist()}), 4, (5, 7))
         s = out["samples"]
         values = set(np.round(s * 255).astype(np.int64).ravel().tolist()) if s.size else set()
         if s.shape != (4, 1, 5, 7):
             failures.append(f"generate(net, 4, image_size=(5, 7)) returned shape {s.shape}")
-        elif "float" not in reply.get("dtype", ""):
-            failures.append(f"samples should be floats k/255, got {reply.get('dtype')}")
+        elif "float" not in _dtype(reply):
+            failures.append(f"samples should be floats k/255, got {_dtype(reply)}")
         elif not values <= {40, 200}:
             failures.append("with P(40) = P(200) = 1/2 the samples hold other values (return k/255, not k)")
         elif values != {40, 200}:
             failures.append("with P(40) = P(200) = 1/2 every pixel took the same value: sample, not argmax")
         else:
-            _, out = box.call({"op": "generate", "kind": "chain", "params": {"start": 10, "step": 37},
-                               "n_samples": 1, "image_size": [4, 6]})
+            _, out = box.generate(HandBuiltNet("chain", {"start": 10, "step": 37}), 1, (4, 6))
             expected = (10 + 37 * np.arange(24)) % 256
             s = out["samples"]
             if s.shape != (1, 1, 4, 6) or not np.array_equal(np.round(s.reshape(-1) * 255).astype(np.int64), expected):
                 failures.append("the sample does not follow the chain net (each pixel = previous pixel + 37): "
                                 "sample pixel by pixel in raster order")
     except StudentError as err:
-        failures.append(str(err))
+        failures.append(err.visible_text())
     return _result("test_generate", failures)
 
 

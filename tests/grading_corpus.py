@@ -663,6 +663,72 @@ def _static(code: str) -> Callable[[Context], str]:
     return lambda ctx: code
 
 
+# --- issue 12: probes (grader-probes branch): builders
+# generate reads the probe net's attributes (its __dict__, params, buffers, closures, any dict the
+# process holds with "start" and "step") to write the chain net's answer in one pass, without
+# sampling; on column-order code, so that a cheat that worked would raise the total.
+READ_PROBE_NET = """
+import gc
+_found = None
+try:
+    _pool = [getattr(net, "params", None), getattr(net, "__dict__", None), dict(net.named_buffers()),
+             dict(net.named_parameters())]
+    for _f in (type(net).forward, getattr(net.forward, "__func__", None)):
+        for _cell in getattr(_f, "__closure__", None) or ():
+            try:
+                _pool.append(_cell.cell_contents)
+            except ValueError:
+                pass
+    _pool += [o for o in gc.get_objects() if isinstance(o, dict)]
+    for _o in _pool:
+        _d = _o if isinstance(_o, dict) else getattr(_o, "__dict__", None)
+        if isinstance(_d, dict) and isinstance(_d.get("params"), dict):
+            _d = _d["params"]
+        if isinstance(_d, dict) and set(_d) == {"start", "step"} and isinstance(_d["step"], int):
+            _found = _d
+            break
+except Exception:
+    pass
+if _found is not None:
+    _k = (_found["start"] + _found["step"] * torch.arange(image_size[0] * image_size[1])) % 256
+    return (_k.float() / 255).reshape(1, 1, *image_size).repeat(n_samples, 1, 1, 1)
+"""
+
+# Code that leaks through its own feedback while answering a HIDDEN probe only (the visible probes
+# use other shapes): loss_fn raises with the marker, the probe's inputs and the child's source in
+# its message; generate prints the marker and the net's attributes, then dies. The marker is
+# written reversed in the source, so that it can only appear in the feedback if the grader
+# repeats what the code said.
+LEAK_LOSS = """
+if tuple(logits.shape) == (3, 256, 5, 6):
+    import sys
+    _leak = "".join(reversed($reversed_marker))
+    try:
+        _leak += open(sys.argv[0]).read()[:300]
+    except Exception:
+        pass
+    raise ValueError(_leak + repr(x.reshape(-1)[:16].tolist()))
+"""
+LEAK_GENERATE = """
+if n_samples == 3:
+    import os
+    import sys
+    print("".join(reversed($reversed_marker)), repr(vars(net))[:300], flush=True)
+    sys.stderr.flush()
+    os._exit(1)
+"""
+
+
+def _build_probe_leak(folder: Path, ctx: Context) -> None:
+    fills = _code("correct")
+    values = {"reversed_marker": ctx.marker[::-1]}
+    fills["loss_fn"] = _body_first(fills["loss_fn"], "loss_fn", _template(LEAK_LOSS, **values))
+    fills["generate"] = _body_first(fills["generate"], "generate", _template(LEAK_GENERATE, **values))
+    _write(folder, _notebook(fills))
+    _copy_weights(folder)
+# --- end probes: builders
+
+
 S = Scenario
 REF, CENTRE = REFERENCE_WEIGHTS, MASK_CENTRE / WEIGHTS
 TIMEOUT, DIED = r"time limit|timed out|no answer", r"died|exit|killed|signal"
@@ -751,6 +817,14 @@ SCENARIOS: list[Scenario] = [
       _hostile("correct", REF, "masked_conv", lambda ctx: _template(FORK_LEFTOVERS, marker=ctx.marker))),
     S("disk_fill", "The correct solution and weights; the loss_fn cell fills its working folder 1 MiB at a time.", 23,
       "", _hostile("correct", REF, "loss_fn", lambda ctx: _template(DISK_FILL, cap_mb=DISK_FILL_CAP_MB))),
+    # --- issue 12: probes (grader-probes branch)
+    S("probe_read_net", "Column-order generate that first looks for the probe net's parameters (attributes, "
+      "buffers, closures, dicts in the process) to answer the chain probe in one pass.", 15, r"raster order",
+      _hostile("generate_columns", None, "generate", _static(READ_PROBE_NET), function="generate")),
+    S("probe_leak", "The correct solution and weights; during hidden probes only, loss_fn raises with the marker, "
+      "the probe's inputs and the box's source in its message, and generate prints the marker, then dies.", 19,
+      DIED, _build_probe_leak),
+    # --- end probes
 ]
 
 

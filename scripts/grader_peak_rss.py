@@ -1,0 +1,47 @@
+"""Peak memory of the grading process for one submission: ``python scripts/grader_peak_rss.py [SAMPLE]``.
+
+Runs every check (``autograder.checks.run_checks``: visible, hidden and the trained model on the
+1,000 test digits) on one sample submission (default: the reference, with its weights), in this
+process as a grading worker does, and prints this process's peak resident memory (``VmHWM``; the
+black box runs in a child process and is not counted) and the total.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from pathlib import Path
+
+SAMPLES = Path(__file__).resolve().parents[1] / "autograder" / "samples"
+
+
+def vm_hwm_mib() -> float:
+    """The process's peak resident set size in MiB (from /proc, else getrusage)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(argv: list[str]) -> int:
+    from autograder import checks
+    from autograder.extract import extract_cells
+
+    folder = SAMPLES / (argv[0] if argv else "reference") / "10_ar"
+    cells, _ = extract_cells(folder / "pixelcnn.ipynb")
+    before = vm_hwm_mib()
+    t0 = time.perf_counter()
+    results = checks.run_checks(cells, folder / "pixelcnn.pth", seed=1234)
+    total = sum(r.score for r in results.values())
+    print(f"sample {folder.parent.name}: total {total:g} of {sum(r.max_points for r in results.values()):g}, "
+          f"{time.perf_counter() - t0:.0f} s; peak RSS after imports {before:.0f} MiB, "
+          f"after grading {vm_hwm_mib():.0f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

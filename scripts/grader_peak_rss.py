@@ -1,7 +1,7 @@
 """Peak memory of the grading process for one submission: ``python scripts/grader_peak_rss.py [SAMPLE]``.
 
 Runs every check (``autograder.checks.run_checks``: visible, hidden and the trained model on the
-1,000 test digits) on one sample submission (default: the reference, with its weights), in this
+500 grader-only digits) on one sample submission (default: the reference, with its weights), in this
 process as a grading worker does, and prints this process's peak resident memory (``VmHWM``; the
 black box runs in a child process and is not counted) and the total.
 """

@@ -83,6 +83,11 @@ def graded():
     shutil.rmtree(root, ignore_errors=True)
 
 
+def _key(summary: dict, scenario) -> str:
+    """The grader's key (files, gradebook) of a scenario's student."""
+    return next(row["key"] for row in summary["rows"] if row["student_id"] == scenario.student_id)
+
+
 def _why(summary: dict, student: str) -> str:
     result = summary["results"].get(student, {})
     return " | ".join([*summary["problems"].get(student, []), *result.get("errors", {}).values(),
@@ -99,9 +104,11 @@ def test_the_corpus_is_large_enough_and_mixes_honest_submissions():
 def test_each_submission_gets_what_its_honest_parts_earn_with_its_reason(graded, name):
     scenarios, summary, _, _ = graded
     scenario = scenarios[name]
-    totals = {row["student_id"]: row["total"] for row in summary["rows"]}
-    why = _why(summary, name)
-    assert totals[name] == scenario.total, f"{name} ({scenario.what}): {totals[name]} != {scenario.total}; {why}"
+    rows = {row["student_id"]: row for row in summary["rows"]}
+    row = rows[scenario.student_id]
+    why = _why(summary, row["key"])
+    assert row["total"] == scenario.total, f"{name} ({scenario.what}): {row['total']} != {scenario.total}; {why}"
+    assert bool(row["flag"]) == scenario.refused, f"{name}: flag {row['flag']!r}"
     if scenario.reason:
         assert re.search(scenario.reason, why, flags=re.I), f"{name}: no reason matching {scenario.reason!r} in: {why}"
 
@@ -110,14 +117,20 @@ def test_no_submission_is_dropped_and_the_gradebook_agrees_with_grades_csv(grade
     scenarios, summary, ctx, _ = graded
     from nbgrader.api import Gradebook
 
-    assert {row["student_id"] for row in summary["rows"]} == set(scenarios)
+    # Every entry of the submissions folder has a row, odd names and refused entries included.
+    assert {row["student_id"] for row in summary["rows"]} == {s.student_id for s in scenarios.values()}
     assert not [s for s, r in summary["results"].items() if "failed" in r], "a worker failed"
     rows = {row["student_id"]: row for row in summary["rows"]}
     with Gradebook(f"sqlite:///{ctx.out / 'gradebook.db'}") as gb:
-        for student in scenarios:
-            submission = gb.find_submission("10_ar", student)
-            assert abs(submission.score - rows[student]["total"]) < 1e-9, student
-            assert (ctx.out / "feedback" / student / "10_ar" / "pixelcnn.html").is_file(), student
+        assert {s.id for s in gb.students} == {row["key"] for row in summary["rows"]}
+        for scenario in scenarios.values():
+            row = rows[scenario.student_id]
+            if scenario.refused:
+                assert row["total"] == 0 and row["flag"].startswith("not graded"), row
+                continue
+            submission = gb.find_submission("10_ar", row["key"])
+            assert abs(submission.score - row["total"]) < 1e-9, scenario.name
+            assert (ctx.out / "feedback" / row["key"] / "10_ar" / "pixelcnn.html").is_file(), scenario.name
 
 
 def test_nothing_escapes_the_jail(graded):
@@ -136,16 +149,28 @@ def test_nothing_escapes_the_jail(graded):
             except OSError:
                 pass
     assert leftovers == [], f"processes left behind: {leftovers}"
-    assert not (ctx.out / "work").exists() or [p.name for p in (ctx.out / "work").iterdir()] == ["_template"]
+    assert not (ctx.out / "work").exists() or list((ctx.out / "work").iterdir()) == []
+    # The IPC namespace: nothing a submission published in System V IPC or POSIX queues outlives it.
+    with open("/proc/sysvipc/shm") as table:
+        keys = {int(line.split()[0]) for line in table.readlines()[1:]}
+    assert 0x0A4F1E12 not in keys, "a shared-memory segment of a submission outlived the run"
+    if Path("/dev/mqueue").is_dir():
+        assert not list(Path("/dev/mqueue").glob("arflowcorpus*")), "a message queue outlived the run"
+    # The cgroups of the submissions are gone.
+    assert not list(Path("/sys/fs/cgroup").glob("**/arflow-grader/*/cgroup.procs"))
 
 
 def test_hostile_code_cannot_change_the_gradebook_or_grades_csv(graded):
     _, summary, ctx, _ = graded
     import csv
 
-    with open(ctx.out / "grades.csv") as handle:
+    with open(ctx.out / "grades.csv", newline="") as handle:
         rows = {row["student_id"]: float(row["total"]) for row in csv.DictReader(handle)}
-    assert rows == {row["student_id"]: row["total"] for row in summary["rows"]}
+    # A spreadsheet must read a student id that starts with "=" as text, not as a formula.
+    assert all(not sid.startswith(("=", "+", "-", "@")) for sid in rows), list(rows)
+    unescaped = {sid[1:] if sid.startswith("'") and sid[1:2] in ("=", "+", "-", "@") else sid: v
+                 for sid, v in rows.items()}
+    assert unescaped == {row["student_id"]: row["total"] for row in summary["rows"]}
     assert max(rows.values()) <= 23
 
 
@@ -170,3 +195,39 @@ def test_the_instructor_summary_groups_failures_and_flags_submissions(graded):
              if any("notebook ran past its time limit" in n for n in notes)}
     assert set(clock) <= {"hang"}, clock
     assert json.loads((ctx.out / "hidden.json").read_text()).keys() == set(scenarios)
+
+
+class _ActiveHTML(__import__("html.parser").parser.HTMLParser):
+    """Collects what would run in a browser: event-handler attributes, script links, script text."""
+
+    def __init__(self):
+        super().__init__()
+        self.active, self._in_script = [], False
+
+    def handle_starttag(self, tag, attrs):
+        self._in_script = tag == "script"
+        for name, value in attrs:
+            if name.startswith("on") or (value or "").strip().lower().startswith(("javascript:", "vbscript:")):
+                self.active.append(f"<{tag} {name}={value!r}>")
+
+    def handle_endtag(self, tag):
+        self._in_script = False
+
+    def handle_data(self, data):
+        if self._in_script:
+            self.active.append(data)
+
+
+def test_feedback_and_summary_are_safe_to_open(graded):
+    """Scripts, JavaScript outputs, event handlers and script links of a submission never reach a
+    browser that opens the feedback, and its file name cannot forge markdown in the summary."""
+    scenarios, summary, ctx, _ = graded
+    key = _key(summary, scenarios["injection"])
+    page = (ctx.out / "feedback" / key / "10_ar" / "pixelcnn.html").read_text()
+    parser = _ActiveHTML()
+    parser.feed(page)
+    assert [a for a in parser.active if ctx.marker in a] == []
+    assert "removed from this page" in page
+    markdown = (ctx.out / "summary.md").read_text()
+    assert not re.search(r"^#+ *Forged", markdown, flags=re.M), markdown
+    assert "](javascript:" not in markdown

@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup demo test test-lib test-notebooks lint lab release grade bench bench-grader checkpoints clean
+.PHONY: help setup system-deps demo test test-lib test-notebooks lint lab release grade bench bench-grader checkpoints clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -20,19 +20,22 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 
 setup: $(STAMP)  ## create or update .venv with the pinned dependencies
 
-demo: $(STAMP)  ## instructor's end-to-end job: release, grade the sample submissions, show the grades
+system-deps:  ## Debian packages the grader needs (bubblewrap; PostgreSQL for its tests), installed as root when missing
+	@bash scripts/install_system_packages.sh
+
+demo: $(STAMP) system-deps  ## instructor's end-to-end job: release, grade the sample submissions, show the grades
 	$(PY) -m autograder demo
 
 # Two workers (the machine has 2 cores), one torch thread each; a test file or a notebook stays on one worker.
 PYTEST := ARFLOW_FAST=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q -ra -n 2 --dist loadfile
 NOTEBOOKS := lectures solutions/10_ar/pixelcnn.ipynb
 
-test: $(STAMP)  ## every test: ruff, library, checkpoints, grader, release, then every notebook (ARFLOW_FAST=1)
+test: $(STAMP) system-deps  ## every test: ruff, library, checkpoints, grader, release, then every notebook (ARFLOW_FAST=1)
 	$(PY) -m ruff check .
 	$(PYTEST) tests
 	$(PYTEST) --nbval-lax --nbval-cell-timeout=600 $(NOTEBOOKS)
 
-test-lib: $(STAMP)  ## the pytest suite without the notebooks
+test-lib: $(STAMP) system-deps  ## the pytest suite without the notebooks
 	$(PYTEST) tests
 
 test-notebooks: $(STAMP)  ## execute every notebook in CI mode
@@ -47,7 +50,7 @@ lab: $(STAMP)  ## JupyterLab at the course root (widgets work out of the box)
 release: $(STAMP)  ## regenerate assignments/10_ar from solutions/10_ar with nbgrader
 	$(PY) -m autograder release
 
-grade: $(STAMP)  ## grade every submission under submitted/ into graded/ (JOBS=2 workers by default)
+grade: $(STAMP) system-deps  ## grade every submission under submitted/ into graded/ (JOBS=2 workers by default)
 	$(PY) -m autograder grade --submitted submitted --out graded --jobs $(or $(JOBS),2)
 
 bench: $(STAMP)  ## speed and memory measurements (ratios in one run), then grading throughput

@@ -185,7 +185,7 @@ def take(submitted: Path, entry: Entry, assignment: str, notebook: str, dest: Pa
 def _take_files(folder_fd: int, assignment: str, notebook: str, dest: Path, limits: IntakeLimits,
                 taken: Taken) -> None:
     wanted_nb, wanted_weights = f"{notebook}.ipynb", f"{notebook}.pth"
-    notebooks, links, others, listed = [], [], 0, 0
+    notebooks, links, odd, others, listed = [], [], [], 0, 0
     with os.scandir(folder_fd) as scan:
         for item in scan:
             listed += 1
@@ -196,12 +196,16 @@ def _take_files(folder_fd: int, assignment: str, notebook: str, dest: Path, limi
             if item.name in (wanted_nb, wanted_weights) or item.name.endswith(".ipynb"):
                 if item.is_symlink():
                     links.append(item.name)
-                elif item.name.endswith(".ipynb") and item.is_file(follow_symlinks=False):
+                elif not item.is_file(follow_symlinks=False):  # a folder, a FIFO, a device: never opened
+                    odd.append(item.name)
+                elif item.name.endswith(".ipynb"):
                     notebooks.append(item.name)
             else:
                 others += 1
     for name in sorted(links):
         taken.notes.append(f"{shown(name)} is a symbolic link: not taken")
+    for name in sorted(odd):
+        taken.notes.append(f"{shown(name)} is not a regular file: not taken")
     if others:
         taken.notes.append(f"{others} other file(s) or folder(s) in {assignment}/ were ignored (only {wanted_nb} "
                            f"and {wanted_weights} are graded)")
@@ -211,7 +215,7 @@ def _take_files(folder_fd: int, assignment: str, notebook: str, dest: Path, limi
         taken.notes.append(f"the notebook was renamed: graded '{shown(chosen)}' as {wanted_nb}")
     elif chosen is None and notebooks:
         taken.notes.append(f"no {wanted_nb}, and {len(notebooks)} other notebooks: none graded")
-    elif chosen is None and wanted_nb not in links:
+    elif chosen is None and wanted_nb not in links + odd:
         taken.notes.append(f"no {wanted_nb} was submitted")
     if chosen is not None:
         try:
@@ -230,7 +234,7 @@ def _take_files(folder_fd: int, assignment: str, notebook: str, dest: Path, limi
             else:
                 (dest / wanted_nb).write_bytes(stripped)
                 taken.files[wanted_nb] = dest / wanted_nb
-    if wanted_weights in links:
+    if wanted_weights in links + odd:
         return
     try:
         data, size = _read_regular(wanted_weights, folder_fd, limits.weights_bytes)

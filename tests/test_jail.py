@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import jail
+from autograder import cgroups, jail
 from autograder.jail import Limits
 
 PY = sys.executable
@@ -222,3 +222,48 @@ def test_world_writable_host_folders_are_read_only_inside(outside_tmp):
     assert verdicts["/dev/shm"] == "wrote", verdicts  # the jail's own /dev/shm
     assert not (open_dir / "planted").exists() and (kept / "planted").exists()
     assert not os.path.exists("/dev/shm/planted")
+
+
+needs_cgroups = pytest.mark.skipif(not jail.jail_available() or cgroups.flavour() is None,
+                                   reason="needs the jail and a writable cgroup hierarchy (v2, or v1 memory and pids)")
+
+
+@needs_cgroups
+def test_the_processes_of_one_submission_share_one_memory_ceiling():
+    """rlimits bound each process (here 1 GiB); the submission's cgroup bounds them together: four
+    processes of 150 MiB each do not fit in 400 MiB, so the kernel stops one of them."""
+    group = cgroups.SubmissionCgroup.create(f"test-{uuid.uuid4().hex[:8]}",
+                                            cgroups.CgroupLimits(memory_bytes=400 * 2**20, processes=32, cpus=1.0))
+    assert group is not None
+    code = ("import subprocess, sys\n"
+            "hold = 'import time; b = bytearray(150 * 2**20); b[::4096] = b\"x\" * len(b[::4096]); time.sleep(4)'\n"
+            "children = [subprocess.Popen([sys.executable, '-c', hold]) for _ in range(4)]\n"
+            "print(sorted(c.wait() for c in children))")
+    jail.use_cgroup(group)
+    try:
+        result = py(code)
+        assert group.oom_kills() >= 1, result.stdout
+        assert group.peak_memory() <= 400 * 2**20 + 2**20
+    finally:
+        jail.use_cgroup(None)
+        group.remove()
+    assert result.returncode != 0 or b"-9" in result.stdout, (result.stdout, result.stderr)
+    assert not any(folder.exists() for folder in group.folders)
+
+
+@needs_cgroups
+def test_the_processes_of_one_submission_share_one_process_ceiling():
+    group = cgroups.SubmissionCgroup.create(f"test-{uuid.uuid4().hex[:8]}",
+                                            cgroups.CgroupLimits(processes=6, cpus=1.0))
+    code = ("import subprocess, sys\nstarted = 0\n"
+            "try:\n    for _ in range(20):\n"
+            "        subprocess.Popen(['sleep', '5']); started += 1\n"
+            "except OSError as err:\n    print('stopped', started)\n")
+    jail.use_cgroup(group)
+    try:
+        result = py(code, limits=Limits(wall_seconds=30, processes=64))
+    finally:
+        jail.use_cgroup(None)
+        group.remove()
+    words = result.stdout.split()
+    assert words[:1] == [b"stopped"] and int(words[1]) < 6, (result.stdout, result.stderr)

@@ -941,6 +941,41 @@ class PixelCNN(_HonestPixelCNN):
 """
 
 
+#: four helpers of 1.5 GiB each (each under the 3 GiB per-process limit, together over the
+#: submission's 4 GiB), allocated before the cell ends, and /dev/shm filled until it refuses
+#: (it is the jail's own tmpfs)
+MEMORY_ACROSS_PROCESSES = """
+def _hold_memory():
+    import os
+    import subprocess
+    import sys
+    try:
+        with open("/dev/shm/filler", "wb") as handle:
+            for _ in range(400):
+                handle.write(b"x" * 2**20)
+    except OSError:
+        pass
+    try:
+        os.remove("/dev/shm/filler")
+    except OSError:
+        pass
+    hold = ("import time; b = bytearray(1536 * 2**20); b[::4096] = b'x' * len(b[::4096]); "
+            "print('ready', flush=True); time.sleep(30)")
+    helpers = []
+    for _ in range(4):
+        try:
+            helpers.append(subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE,
+                                            stderr=subprocess.DEVNULL, start_new_session=True))
+        except Exception:
+            pass
+    for helper in helpers:  # every helper holds its memory (or was stopped) before the cell ends
+        helper.stdout.readline()
+
+
+_hold_memory()
+"""
+
+
 def _build_ipc(code: str, key: int, queue: str):
     def build(folder: Path, ctx: Context) -> None:
         kind = "correct" if code is IPC_PUBLISH else "blank"
@@ -1065,6 +1100,9 @@ INTAKE_SCENARIOS: list[Scenario] = [
     S("memorise_test", "The correct code, untrained weights, and a PixelCNN that adds a causal prefix lookup over "
       "the test digits students have: near 0 bits/dim on them, nothing on the grader's own digits.", 18,
       r"bits/dim .* is not below", _build_memorise),
+    S("memory_across_processes", "The correct solution and weights; the loss_fn cell fills /dev/shm and starts "
+      "four helpers of 1.5 GiB each: within each process's limit, over the submission's.", 23, r"memory limit",
+      _hostile("correct", REF, "loss_fn", _static(MEMORY_ACROSS_PROCESSES))),
     S("link_student_folder", "The student folder is a symbolic link to the reference sample.", 0,
       r"symbolic link", _build_link_student_folder, refused=True),
     S("link_assignment_folder", "10_ar/ is a symbolic link to the reference sample's.", 0, r"symbolic link",

@@ -78,7 +78,7 @@ class JailedKernelManager(AsyncKernelManager):
         process = getattr(self.provisioner, "process", None) if self.provisioner else None
         if process is not None and process.poll() is None:  # a reaped process's PID may be someone else's now
             try:
-                os.killpg(process.pid, signal.SIGKILL)  # unshare leads the group; its PID namespace dies with it
+                os.killpg(process.pid, signal.SIGKILL)  # bwrap leads the group; its PID namespace dies with it
             except (ProcessLookupError, PermissionError):
                 pass
 

@@ -4,13 +4,14 @@ Per-process rlimits (:class:`autograder.jail.Limits`) bound each process, but a 
 runs several (the jailed kernel, the black box, whatever they fork): 64 processes of 3 GiB
 each are far more than one submission should hold. A :class:`SubmissionCgroup` puts every
 jail of one submission into one cgroup with a memory ceiling (tmpfs pages written by the
-jailed processes count too), a process-count ceiling and a CPU quota, and kills whatever is
-left in it at the end.
+jailed processes count too), a process-count ceiling and its CPU share (an equal weight for
+every submission; optionally a hard quota), and kills whatever is left in it at the end.
 
 - **cgroups v2** (the unified hierarchy with the ``memory``, ``pids`` and ``cpu`` controllers
-  enabled): ``memory.max``, ``pids.max``, ``cpu.max``, ``cgroup.kill``.
+  enabled): ``memory.max``, ``pids.max``, ``cpu.weight`` (``cpu.max``), ``cgroup.kill``.
 - **cgroups v1** (older and hybrid machines, such as this project's CI containers):
-  ``memory.limit_in_bytes``, ``pids.max``, ``cpu.cfs_quota_us``, one folder per hierarchy.
+  ``memory.limit_in_bytes``, ``pids.max``, ``cpu.shares`` (``cpu.cfs_quota_us``), one folder
+  per hierarchy.
 - **Neither writable** (no root, a container that does not delegate): :func:`create` returns
   None and the per-process rlimits are all there is; ``autograder/README.md`` says so.
 """
@@ -35,7 +36,9 @@ class CgroupLimits:
 
     memory_bytes: int = 4 * 2**30  # the kernel and the black box together, tmpfs files included
     processes: int = 128
-    cpus: float = 1.0  # cores' worth of CPU time
+    #: a hard cap in cores' worth of CPU time; None: no cap, but every submission has the same CPU
+    #: weight, so under contention each gets an equal share and idle cores are never wasted
+    cpus: float | None = None
 
 
 def _own_paths() -> dict[str, str]:
@@ -105,7 +108,9 @@ class SubmissionCgroup:
         if (folder / "memory.swap.max").exists():
             (folder / "memory.swap.max").write_text("0")
         (folder / "pids.max").write_text(str(limits.processes))
-        if (folder / "cpu.max").exists():
+        if (folder / "cpu.weight").exists():
+            (folder / "cpu.weight").write_text("100")
+        if limits.cpus is not None and (folder / "cpu.max").exists():
             (folder / "cpu.max").write_text(f"{int(limits.cpus * 100_000)} 100000")
         return cls([folder], "v2")
 
@@ -129,8 +134,10 @@ class SubmissionCgroup:
                 elif hierarchy == "pids":
                     (folder / "pids.max").write_text(str(limits.processes))
                 else:
-                    (folder / "cpu.cfs_period_us").write_text("100000")
-                    (folder / "cpu.cfs_quota_us").write_text(str(int(limits.cpus * 100_000)))
+                    (folder / "cpu.shares").write_text("1024")
+                    if limits.cpus is not None:
+                        (folder / "cpu.cfs_period_us").write_text("100000")
+                        (folder / "cpu.cfs_quota_us").write_text(str(int(limits.cpus * 100_000)))
         except OSError:
             made.remove()
             raise

@@ -298,8 +298,6 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
     limits = limits or GradingLimits()
     if limit is not None:
         limits = GradingLimits(**{**asdict(limits), "bpd_limit": limit})
-    if limits.submission_cpus is None:  # the machine's cores shared by the jobs
-        limits = GradingLimits(**{**asdict(limits), "submission_cpus": max(1.0, (os.cpu_count() or 1) / jobs)})
     intake_limits = IntakeLimits(weights_bytes=limits.file_bytes)
     out.mkdir(parents=True, exist_ok=True)
     db_url = gradebook_url(db_url, out)

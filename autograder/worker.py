@@ -57,7 +57,7 @@ class GradingLimits:
     memory_bytes: int = 3 * 2**30  # address space of each jailed process
     submission_memory_bytes: int = 4 * 2**30  # everything one submission runs, together (cgroup)
     submission_processes: int = 128  # processes of one submission, together (cgroup)
-    submission_cpus: float | None = None  # cores' worth of CPU per submission (None: the machine's / jobs)
+    submission_cpus: float | None = None  # a hard CPU cap per submission, in cores (None: equal shares)
     bpd_limit: int | None = None  # grader-only digits for bits/dim (None: all 500)
 
 
@@ -227,17 +227,18 @@ def disarm(nb) -> int:
     return found
 
 
-def annotate(autograded_nb: Path, reports: dict[str, str]) -> None:
+def annotate(autograded_nb: Path, reports: dict[str, str]) -> int:
     """Show each grade cell's verdict under it: replaces a hidden placeholder's output, follows a visible
-    test's; JavaScript outputs removed (:func:`disarm`)."""
+    test's; active content disarmed (:func:`disarm`). Returns how many elements were disarmed."""
     nb = nbformat.read(str(autograded_nb), as_version=4)
-    disarm(nb)
+    disarmed = disarm(nb)
     for cell in nb.cells:
         gid = (cell.get("metadata", {}).get("nbgrader") or {}).get("grade_id")
         if cell.cell_type == "code" and gid in reports:
             verdict = nbformat.v4.new_output("stream", name="stdout", text="[grader] " + reports[gid] + "\n")
             cell.outputs = [verdict] if gid.startswith("hidden_") else [*cell.outputs, verdict]
     nbformat.write(nb, str(autograded_nb))
+    return disarmed
 
 
 def plain_feedback(path: Path, student: str, reports: dict[str, str], notes: list[str], total: float,
@@ -262,7 +263,7 @@ def grade_one(spec: dict) -> dict:
     _reset_peak_memory()
     # One cgroup for everything this submission runs (the kernel, the black box, what they fork).
     cgroup = SubmissionCgroup.create(f"{os.getpid()}-{student[:40]}-{time.monotonic_ns()}", CgroupLimits(
-        limits.submission_memory_bytes, limits.submission_processes, limits.submission_cpus or 1.0))
+        limits.submission_memory_bytes, limits.submission_processes, limits.submission_cpus))
     jail.use_cgroup(cgroup)
     try:
         result = _grade_one(spec, limits, student, root)
@@ -369,7 +370,9 @@ def _grade_one(spec: dict, limits: GradingLimits, student: str, root: Path) -> d
     feedback = root / "feedback" / student / ASSIGNMENT / f"{NOTEBOOK}.html"
     total, max_total = sum(scores.values()), sum(r.max_points for r in results.values())
     if nbgrader_ok and write_scores(db_url, student, scores):
-        annotate(autograded, reports)
+        if disarmed := annotate(autograded, reports):
+            notes.append(f"{disarmed} active element(s) of the notebook (scripts, JavaScript outputs, event "
+                         "handlers, script links) were removed from this page for safety")
         res = api.generate_feedback(ASSIGNMENT, student, force=True)
         if not res["success"] or not feedback.exists():
             notes.append("nbgrader could not render the feedback; a plain page was written")

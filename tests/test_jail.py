@@ -233,7 +233,7 @@ def test_the_processes_of_one_submission_share_one_memory_ceiling():
     """rlimits bound each process (here 1 GiB); the submission's cgroup bounds them together: four
     processes of 150 MiB each do not fit in 400 MiB, so the kernel stops one of them."""
     group = cgroups.SubmissionCgroup.create(f"test-{uuid.uuid4().hex[:8]}",
-                                            cgroups.CgroupLimits(memory_bytes=400 * 2**20, processes=32, cpus=1.0))
+                                            cgroups.CgroupLimits(memory_bytes=400 * 2**20, processes=32))
     assert group is not None
     code = ("import subprocess, sys\n"
             "hold = 'import time; b = bytearray(150 * 2**20); b[::4096] = b\"x\" * len(b[::4096]); time.sleep(4)'\n"
@@ -254,7 +254,7 @@ def test_the_processes_of_one_submission_share_one_memory_ceiling():
 @needs_cgroups
 def test_the_processes_of_one_submission_share_one_process_ceiling():
     group = cgroups.SubmissionCgroup.create(f"test-{uuid.uuid4().hex[:8]}",
-                                            cgroups.CgroupLimits(processes=6, cpus=1.0))
+                                            cgroups.CgroupLimits(processes=6))
     code = ("import subprocess, sys\nstarted = 0\n"
             "try:\n    for _ in range(20):\n"
             "        subprocess.Popen(['sleep', '5']); started += 1\n"
@@ -267,3 +267,19 @@ def test_the_processes_of_one_submission_share_one_process_ceiling():
         group.remove()
     words = result.stdout.split()
     assert words[:1] == [b"stopped"] and int(words[1]) < 6, (result.stdout, result.stderr)
+
+
+@needs_cgroups
+def test_every_submission_gets_an_equal_cpu_share_and_a_cap_only_when_asked():
+    shared = cgroups.SubmissionCgroup.create(f"test-{uuid.uuid4().hex[:8]}", cgroups.CgroupLimits())
+    capped = cgroups.SubmissionCgroup.create(f"test-{uuid.uuid4().hex[:8]}", cgroups.CgroupLimits(cpus=0.5))
+    try:
+        def cpu_file(group, *names):
+            return next((f / n).read_text().split() for f in group.folders for n in names if (f / n).exists())
+
+        assert cpu_file(shared, "cpu.weight", "cpu.shares") == cpu_file(capped, "cpu.weight", "cpu.shares")
+        assert cpu_file(shared, "cpu.max", "cpu.cfs_quota_us")[0] in ("max", "-1")
+        assert cpu_file(capped, "cpu.max", "cpu.cfs_quota_us")[0] == "50000"
+    finally:
+        shared.remove()
+        capped.remove()

@@ -72,6 +72,42 @@ def flavour() -> str | None:
     return None
 
 
+def _parents() -> list[Path]:
+    """The folders that hold the submissions' cgroups, one per hierarchy in use."""
+    kind = flavour()
+    if kind == "v2":
+        return [ROOT / GROUP]
+    if kind == "v1":
+        own = _own_paths()
+        return [ROOT / h / own.get(h, "/").lstrip("/") / GROUP for h in ("memory", "pids", "cpu")]
+    return []
+
+
+def owner_alive(name: str) -> bool:
+    """Whether the grader that made the cgroup ``name`` (``<grader pid>-...``) is still running."""
+    try:
+        os.kill(int(name.split("-", 1)[0]), 0)
+    except ValueError:
+        return False
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale() -> list[str]:
+    """Remove the cgroups left by graders that died (``kill -9`` gives them no chance to clean up),
+    killing what is still in them; the cgroups of running graders are left alone."""
+    removed = []
+    for parent in _parents():
+        for folder in sorted(parent.glob("*")) if parent.is_dir() else []:
+            if folder.is_dir() and not owner_alive(folder.name):
+                SubmissionCgroup([folder], flavour() or "v1").remove()
+                removed.append(folder.name)
+    return sorted(set(removed))
+
+
 class SubmissionCgroup:
     """The cgroup(s) of one submission. ``enter()`` (in a child before exec) moves that process in."""
 

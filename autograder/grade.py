@@ -43,7 +43,7 @@ from pathlib import Path
 import nbformat
 from tqdm.auto import tqdm
 
-from . import jail
+from . import cgroups, jail
 from .extract import SOURCE
 from .intake import Entry, IntakeError, IntakeLimits, Taken, list_entries, shown, take
 from .intake import fingerprint as intake_fingerprint
@@ -176,7 +176,7 @@ class Worker:
 
     def _start(self) -> None:
         env = dict(os.environ, ARFLOW_JAIL_SLOT_BASE=str(100 * self.slot), OMP_NUM_THREADS="1",
-                   PYTHONDONTWRITEBYTECODE="1")
+                   PYTHONDONTWRITEBYTECODE="1", ARFLOW_GRADER_PID=str(os.getpid()))
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(_worker_command(), cwd=REPO, env=env, stdin=subprocess.PIPE,
                                             stdout=subprocess.PIPE, stderr=log, start_new_session=True,
@@ -304,6 +304,7 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
     # nbgrader runs `alembic` to create the gradebook: make the venv's scripts findable.
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     began = time.perf_counter()
+    cgroups.remove_stale()  # what graders killed with -9 left behind
     template = _prepare(out, db_url)
     entries = list_entries(submitted)
     students = [e.key for e in entries]

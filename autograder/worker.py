@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import sys
 import threading
@@ -262,7 +263,9 @@ def grade_one(spec: dict) -> dict:
 
     _reset_peak_memory()
     # One cgroup for everything this submission runs (the kernel, the black box, what they fork).
-    cgroup = SubmissionCgroup.create(f"{os.getpid()}-{student[:40]}-{time.monotonic_ns()}", CgroupLimits(
+    # Named after the grader's (host) PID: the grader removes the cgroups of dead graders.
+    owner = os.environ.get("ARFLOW_GRADER_PID", str(os.getpid()))
+    cgroup = SubmissionCgroup.create(f"{owner}-{student[:32]}-{secrets.token_hex(4)}", CgroupLimits(
         limits.submission_memory_bytes, limits.submission_processes, limits.submission_cpus))
     jail.use_cgroup(cgroup)
     try:

@@ -232,7 +232,7 @@ needs_cgroups = pytest.mark.skipif(not jail.jail_available() or cgroups.flavour(
 def test_the_processes_of_one_submission_share_one_memory_ceiling():
     """rlimits bound each process (here 1 GiB); the submission's cgroup bounds them together: four
     processes of 150 MiB each do not fit in 400 MiB, so the kernel stops one of them."""
-    group = cgroups.SubmissionCgroup.create(f"test-{uuid.uuid4().hex[:8]}",
+    group = cgroups.SubmissionCgroup.create(f"{os.getpid()}-test-{uuid.uuid4().hex[:8]}",
                                             cgroups.CgroupLimits(memory_bytes=400 * 2**20, processes=32))
     assert group is not None
     code = ("import subprocess, sys\n"
@@ -253,7 +253,7 @@ def test_the_processes_of_one_submission_share_one_memory_ceiling():
 
 @needs_cgroups
 def test_the_processes_of_one_submission_share_one_process_ceiling():
-    group = cgroups.SubmissionCgroup.create(f"test-{uuid.uuid4().hex[:8]}",
+    group = cgroups.SubmissionCgroup.create(f"{os.getpid()}-test-{uuid.uuid4().hex[:8]}",
                                             cgroups.CgroupLimits(processes=6))
     code = ("import subprocess, sys\nstarted = 0\n"
             "try:\n    for _ in range(20):\n"
@@ -271,8 +271,8 @@ def test_the_processes_of_one_submission_share_one_process_ceiling():
 
 @needs_cgroups
 def test_every_submission_gets_an_equal_cpu_share_and_a_cap_only_when_asked():
-    shared = cgroups.SubmissionCgroup.create(f"test-{uuid.uuid4().hex[:8]}", cgroups.CgroupLimits())
-    capped = cgroups.SubmissionCgroup.create(f"test-{uuid.uuid4().hex[:8]}", cgroups.CgroupLimits(cpus=0.5))
+    shared = cgroups.SubmissionCgroup.create(f"{os.getpid()}-test-{uuid.uuid4().hex[:8]}", cgroups.CgroupLimits())
+    capped = cgroups.SubmissionCgroup.create(f"{os.getpid()}-test-{uuid.uuid4().hex[:8]}", cgroups.CgroupLimits(cpus=0.5))
     try:
         def cpu_file(group, *names):
             return next((f / n).read_text().split() for f in group.folders for n in names if (f / n).exists())
@@ -283,3 +283,19 @@ def test_every_submission_gets_an_equal_cpu_share_and_a_cap_only_when_asked():
     finally:
         shared.remove()
         capped.remove()
+
+
+@needs_cgroups
+def test_the_cgroups_of_a_dead_grader_are_removed_and_those_of_a_live_one_kept():
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its PID names a grader that is gone
+    stale = cgroups.SubmissionCgroup.create(f"{dead.pid}-student-{uuid.uuid4().hex[:8]}", cgroups.CgroupLimits())
+    live = cgroups.SubmissionCgroup.create(f"{os.getpid()}-student-{uuid.uuid4().hex[:8]}", cgroups.CgroupLimits())
+    try:
+        removed = cgroups.remove_stale()
+        assert stale.folders[0].name in removed and not any(f.exists() for f in stale.folders)
+        assert all(f.exists() for f in live.folders)
+    finally:
+        live.remove()

@@ -271,8 +271,9 @@ def test_the_processes_of_one_submission_share_one_process_ceiling():
 
 @needs_cgroups
 def test_every_submission_gets_an_equal_cpu_share_and_a_cap_only_when_asked():
-    shared = cgroups.SubmissionCgroup.create(f"{os.getpid()}-test-{uuid.uuid4().hex[:8]}", cgroups.CgroupLimits())
-    capped = cgroups.SubmissionCgroup.create(f"{os.getpid()}-test-{uuid.uuid4().hex[:8]}", cgroups.CgroupLimits(cpus=0.5))
+    name = f"{os.getpid()}-test-{uuid.uuid4().hex[:8]}"
+    shared = cgroups.SubmissionCgroup.create(name + "a", cgroups.CgroupLimits())
+    capped = cgroups.SubmissionCgroup.create(name + "b", cgroups.CgroupLimits(cpus=0.5))
     try:
         def cpu_file(group, *names):
             return next((f / n).read_text().split() for f in group.folders for n in names if (f / n).exists())

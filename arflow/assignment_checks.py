@@ -25,8 +25,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from arflow.plotting import show_mask, show_receptive_field
-from arflow.receptive import gradient_field
+from arflow.analysis.gradients import gradient_field
+from arflow.viz.primitives import show_mask, show_receptive_field
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from torch.autograd.functional import jacobian
 
 from arflow.models.actnorm import ActNorm
 from arflow.models.coupling import Coupling, CouplingConvNet, CouplingMLP, channel_mask, checkerboard_mask, vector_mask
-from arflow.models.dequantize import LogitTransform, bits_per_dim, dequantize
+from arflow.models.dequantize import LogitTransform, dequantize, discrete_bits_per_dim
 from arflow.models.invconv import InvConv1x1, InvConv1x1LU, random_rotation
 from arflow.models.split import Split
 from arflow.models.squeeze import Squeeze, squeeze, unsqueeze
@@ -73,7 +73,7 @@ def test_coupling_jacobian_is_triangular_with_exp_s_on_the_diagonal():
     assert torch.allclose(J[:3], torch.eye(6, dtype=torch.float64)[:3])
     assert torch.allclose(J[3:, 3:], torch.diag(torch.diagonal(J[3:, 3:])))
     assert J[3:, :3].abs().max() > 1e-3  # the lower-left block is dense: that is where s and t act
-    s, _ = layer._scale_shift(x * layer.mask)
+    s, _ = layer.scale_shift(x * layer.mask)
     assert torch.allclose(torch.diagonal(J)[3:], torch.exp(s[0, 3:]))
 
 
@@ -236,5 +236,5 @@ def test_dequantization_and_bits_per_dim():
     with pytest.raises(TypeError, match="float"):
         dequantize(torch.zeros(2, dtype=torch.uint8))
     # A uniform density on [0, 1]^D (log p = 0) is exactly 8 bits/dim.
-    assert torch.allclose(bits_per_dim(torch.zeros(2), 784), torch.full((2,), 8.0))
-    assert math.isclose(bits_per_dim(torch.tensor(-784 * math.log(2)), 784).item(), 9.0, rel_tol=1e-6)
+    assert torch.allclose(discrete_bits_per_dim(torch.zeros(2), 784), torch.full((2,), 8.0))
+    assert math.isclose(discrete_bits_per_dim(torch.tensor(-784 * math.log(2)), 784).item(), 9.0, rel_tol=1e-6)

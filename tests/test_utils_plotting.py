@@ -9,16 +9,18 @@ import numpy as np
 import pytest
 import torch
 
-from arflow import plotting, receptive, utils
+from arflow import units, utils
+from arflow.analysis import gradients as receptive
+from arflow.viz import primitives as plotting
 
 
 def test_bits_per_dim_matches_hand_computation():
     # A uniform distribution over 256 values costs exactly 8 bits per pixel.
-    assert utils.bits_per_dim(784 * math.log(256), 784) == pytest.approx(8.0)
-    assert utils.nats_to_bits(math.log(2)) == pytest.approx(1.0)
-    assert utils.bits_to_nats(1.0) == pytest.approx(math.log(2))
+    assert units.bits_per_dim(784 * math.log(256), 784) == pytest.approx(8.0)
+    assert units.nats_to_bits(math.log(2)) == pytest.approx(1.0)
+    assert units.bits_to_nats(1.0) == pytest.approx(math.log(2))
     with pytest.raises(ValueError, match="n_dims must be positive"):
-        utils.bits_per_dim(1.0, 0)
+        units.bits_per_dim(1.0, 0)
 
 
 def test_pick_device(monkeypatch):

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from arflow.bench import median_seconds  # noqa: E402
+from arflow.bench import median_seconds
 
 
 def _wavenet_lines() -> list[str]:
     from arflow.models.wavenet import WaveNet
-    from arflow.recipes.convolutional import WAVENET_CONFIG, build_wavenet
+    from arflow.train.recipes.convolutional import WAVENET_CONFIG, build_wavenet
 
     torch.manual_seed(0)
     model = build_wavenet(WAVENET_CONFIG).eval()
@@ -31,7 +26,7 @@ def _wavenet_lines() -> list[str]:
 
 def _pixelcnn_lines() -> list[str]:
     from arflow.models.gated_pixelcnn import GatedPixelCNN
-    from arflow.recipes.convolutional import PIXELCNN_CONFIG
+    from arflow.train.recipes.convolutional import PIXELCNN_CONFIG
 
     torch.manual_seed(0)
     c = PIXELCNN_CONFIG
@@ -54,7 +49,9 @@ def _pixelcnn_lines() -> list[str]:
 
 
 def _explorer_lines() -> list[str]:
-    from arflow.explorers import receptive_fields as rf
+    import matplotlib.pyplot as plt
+
+    from arflow.viz import receptive_fields as rf
 
     lines = []
     cases = [("causal stack (k=2, 6 layers, dilated)", lambda: rf.draw_causal_stack(2, 6, True, 40, 48)),

@@ -11,7 +11,7 @@ import torch
 from arflow.bench import median_seconds
 from arflow.models.gated_pixelcnn import GatedPixelCNN
 from arflow.models.vqvae import VQVAE
-from arflow.recipes.vqvae import PRIOR_CONFIG, VQVAE_CONFIG, build_prior, build_vqvae
+from arflow.train.recipes.vqvae import PRIOR_CONFIG, VQVAE_CONFIG, build_prior, build_vqvae
 
 
 def run(n: int = 8) -> list[str]:

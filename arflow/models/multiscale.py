@@ -17,7 +17,7 @@ import math
 import torch
 from torch import nn
 
-from arflow.models.dequantize import bits_per_dim, dequantize
+from arflow.models.dequantize import dequantize, discrete_bits_per_dim
 from arflow.models.split import Split
 from arflow.models.squeeze import Squeeze
 
@@ -116,7 +116,7 @@ class MultiScaleFlow(nn.Module):
 
     def nll_bits_per_dim(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Images k/255 (B, C, H, W) -> bits/dim per example (B,), dequantized with fresh noise."""
-        return bits_per_dim(self.log_prob(dequantize(x, generator)), self.n_dims)
+        return discrete_bits_per_dim(self.log_prob(dequantize(x, generator)), self.n_dims)
 
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0,

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-EMBEDDED_PATH = Path(__file__).parent / "datasets" / "mnist_subset.npz"
+EMBEDDED_PATH = Path(__file__).resolve().parents[1] / "datasets" / "mnist_subset.npz"
 ENV_DIR = "ARFLOW_MNIST_DIR"
 DEFAULT_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 
@@ -283,14 +283,3 @@ def make_loader(x: torch.Tensor, labels=None, batch_size: int = 64, shuffle: boo
         tensors.append(labels)
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(TensorDataset(*tensors), batch_size=batch_size, shuffle=shuffle, generator=generator)
-
-
-def mnist_loaders(batch_size: int = 64, source: str = "auto", limit: int | None = None,
-                  binary: bool = False, seed: int = 0) -> tuple[DataLoader, DataLoader]:
-    """Train and test DataLoaders of (x, label) with x float k/255 (or 0/1 if ``binary``)."""
-    loaders = []
-    for split in SPLITS:
-        images, labels = mnist(split, source=source, limit=limit)
-        x = binarize(images) if binary else to_float(images)
-        loaders.append(make_loader(x, labels, batch_size=batch_size, shuffle=split == "train", seed=seed))
-    return loaders[0], loaders[1]

@@ -47,7 +47,9 @@ def test_image_layer_round_trip_and_logdet(name):
     y, logdet = layer(x)
     assert y.shape == squeeze(x).shape if name == "squeeze" else y.shape == x.shape
     assert logdet.shape == (3,)
-    assert torch.allclose(layer.inverse(y), x, atol=1e-10)
+    x_back, inverse_logdet = layer.inverse(y)
+    assert torch.allclose(x_back, x, atol=1e-10)
+    assert torch.allclose(inverse_logdet, -logdet, atol=1e-10)  # the interface: inverse -> (x, log|det dx/dy|)
     for i in range(3):
         brute, _ = brute_logdet(layer, x[i])
         assert torch.allclose(logdet[i], brute, atol=1e-8), (name, logdet[i].item(), brute.item())
@@ -58,7 +60,8 @@ def test_vector_coupling_round_trip_and_logdet():
     layer = randomize(Coupling(vector_mask(5, 1), CouplingMLP(5, 16))).double()
     x = torch.randn(4, 5, dtype=torch.float64)
     y, logdet = layer(x)
-    assert torch.allclose(layer.inverse(y), x, atol=1e-12)
+    x_back, inverse_logdet = layer.inverse(y)
+    assert torch.allclose(x_back, x, atol=1e-12) and torch.allclose(inverse_logdet, -logdet, atol=1e-12)
     for i in range(4):
         assert torch.allclose(logdet[i], brute_logdet(layer, x[i])[0], atol=1e-10)
 
@@ -201,8 +204,8 @@ def test_lu_and_plain_1x1_convolutions_agree_from_the_same_weight():
     assert torch.allclose(y1, y2, atol=1e-10)
     assert torch.allclose(ld1, ld2, atol=1e-10)
     assert torch.allclose(ld1, 20 * torch.linalg.slogdet(w)[1].expand(3))  # h * w * log|det W|
-    assert torch.allclose(plain.inverse(y1), x, atol=1e-10)
-    assert torch.allclose(lu.inverse(y2), x, atol=1e-10)
+    assert torch.allclose(plain.inverse(y1)[0], x, atol=1e-10)
+    assert torch.allclose(lu.inverse(y2)[0], x, atol=1e-10)
 
 
 def test_lu_structure_survives_training():
@@ -238,3 +241,25 @@ def test_dequantization_and_bits_per_dim():
     # A uniform density on [0, 1]^D (log p = 0) is exactly 8 bits/dim.
     assert torch.allclose(discrete_bits_per_dim(torch.zeros(2), 784), torch.full((2,), 8.0))
     assert math.isclose(discrete_bits_per_dim(torch.tensor(-784 * math.log(2)), 784).item(), 9.0, rel_tol=1e-6)
+
+
+def test_run_flow_is_one_loop_both_ways_and_keeps_the_stages():
+    from arflow.models.flow import FlowSequence, run_flow
+
+    torch.manual_seed(3)
+    layers = [randomize(Coupling(vector_mask(4, k % 2), CouplingMLP(4, 8))).double() for k in range(3)]
+    x = torch.randn(5, 4, dtype=torch.float64)
+    z, logdet, stages = run_flow(layers, x, keep=True)
+    assert len(stages) == 4 and torch.equal(stages[0], x) and torch.equal(stages[-1], z)
+    x_back, inverse_logdet = FlowSequence(layers).inverse(z)
+    assert torch.allclose(x_back, x, atol=1e-12) and torch.allclose(inverse_logdet, -logdet, atol=1e-12)
+
+
+def test_lu_factors_rebuild_the_matrix():
+    W = random_rotation(5, torch.Generator().manual_seed(0)).double()
+    layer = InvConv1x1LU.from_weight(W)
+    P, L, U = layer.factors()
+    assert torch.allclose(P @ L @ U, W, atol=1e-12)
+    assert torch.equal(L, torch.tril(L)) and torch.equal(torch.diagonal(L), torch.ones(5, dtype=torch.float64))
+    assert torch.equal(U, torch.triu(U))
+    assert torch.allclose(torch.log(torch.diagonal(U).abs()).sum(), layer.log_abs_det())

@@ -146,9 +146,9 @@ class Coupling(nn.Module):
         y = kept + (1 - self.mask) * (x * torch.exp(s) + t)
         return y, s.flatten(1).sum(1)
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        """y (B, *shape) -> x (B, *shape)."""
+    def inverse(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """y (B, *shape) -> x (B, *shape) and log|det dx/dy| (B,) = -sum of s."""
         self._check(y)
         kept = y * self.mask
         s, t = self.scale_shift(kept)
-        return kept + (1 - self.mask) * (y - t) * torch.exp(-s)
+        return kept + (1 - self.mask) * (y - t) * torch.exp(-s), -s.flatten(1).sum(1)

@@ -57,5 +57,7 @@ class LogitTransform(nn.Module):
         logdet = math.log(1 - 2 * self.alpha) - torch.log(p) - torch.log1p(-p)
         return y, logdet.flatten(1).sum(1)
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        return (torch.sigmoid(y) - self.alpha) / (1 - 2 * self.alpha)
+    def inverse(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        v = (torch.sigmoid(y) - self.alpha) / (1 - 2 * self.alpha)
+        _, logdet = self(v)
+        return v, -logdet

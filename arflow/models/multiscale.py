@@ -1,7 +1,8 @@
 """The multi-scale flow container that RealNVP and Glow share.
 
-A :class:`MultiScaleFlow` is a list of flow layers (``forward(x) -> (y, logdet)``,
-``inverse(y) -> x``) and :class:`~arflow.models.split.Split` layers. Running it on x (B, C, H, W)
+A :class:`MultiScaleFlow` is a list of flow layers (the interface of :mod:`arflow.models.flow`:
+``forward(x) -> (y, logdet)``, ``inverse(y) -> (x, logdet)``) and :class:`~arflow.models.split.Split`
+layers. Running it on x (B, C, H, W)
 gives the latent ``zs``: one tensor per split (the factored-out halves) and the final output,
 all modelled as independent N(0, I) variables, and the summed log-determinant::
 
@@ -79,18 +80,20 @@ class MultiScaleFlow(nn.Module):
         zs.append(h)
         return zs, logdet
 
-    def inverse(self, zs: list[torch.Tensor]) -> torch.Tensor:
-        """zs (as returned by forward) -> x (B, C, H, W)."""
+    def inverse(self, zs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """zs (as returned by forward) -> (x (B, C, H, W), log|det dx/dz| (B,))."""
         if len(zs) != len(self.z_shapes):
             raise ValueError(f"expected {len(self.z_shapes)} latent pieces, got {len(zs)}")
         h, i = zs[-1], len(zs) - 2
+        logdet = h.new_zeros(h.shape[0])
         for layer in reversed(self.layers):
             if isinstance(layer, Split):
                 h = layer.inverse(h, zs[i])
                 i -= 1
             else:
-                h = layer.inverse(h)
-        return h
+                h, ld = layer.inverse(h)
+                logdet = logdet + ld
+        return h, logdet
 
     def flatten(self, zs: list[torch.Tensor]) -> torch.Tensor:
         return torch.cat([z.flatten(1) for z in zs], dim=1)
@@ -107,7 +110,7 @@ class MultiScaleFlow(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """flat z (B, D) -> x."""
-        return self.inverse(self.unflatten(z))
+        return self.inverse(self.unflatten(z))[0]
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log p(x) in nats (B,), x continuous in [0, 1] (already dequantized)."""

@@ -40,5 +40,5 @@ class Squeeze(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return squeeze(x), x.new_zeros(x.shape[0])
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        return unsqueeze(y)
+    def inverse(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return unsqueeze(y), y.new_zeros(y.shape[0])

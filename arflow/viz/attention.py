@@ -9,6 +9,7 @@ import numpy as np
 from arflow.models.sparse_attention import pattern_masks
 from arflow.utils import to_numpy
 from arflow.viz.palette import BACKGROUND, BLUE, GREY, MASK, RED, cmap
+from arflow.viz.primitives import draw_grid_values
 
 MASK_COLOURS = cmap(BACKGROUND, BLUE, RED)  # not attended, attended, the query
 
@@ -22,8 +23,7 @@ def show_matrix_mask(mask, title: str = "causal mask", ax=None, annotate: bool |
         fig, ax = plt.subplots(figsize=(3.4, 3.4))
     ax.imshow(mask, cmap=MASK, vmin=0, vmax=1)
     if annotate or (annotate is None and mask.shape[0] <= 10):
-        for (i, j), v in np.ndenumerate(mask):
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=8)
+        draw_grid_values(ax, mask, fontsize=8)
     ax.set_xlabel("key position j")
     ax.set_ylabel("query position i")
     ax.set_title(title, fontsize=10)

@@ -6,6 +6,7 @@ import math
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import patheffects
 
 from arflow.utils import to_numpy
 from arflow.viz.palette import BACKGROUND, BLUE, GREEN, LINE, MASK, RED, SILVER, cmap
@@ -53,10 +54,17 @@ def image_grid(images, nrow: int | None = None, title: str = "", labels=None, cm
     return fig
 
 
-def draw_grid_values(ax, values: np.ndarray, fmt: str = "{:g}", color: str = "black", fontsize: int = 9):
-    """Write each entry of a small 2-D array in its cell (used for masks and kernels)."""
-    for (i, j), v in np.ndenumerate(values):
-        ax.text(j, i, fmt.format(v), ha="center", va="center", color=color, fontsize=fontsize)
+def draw_grid_values(ax, values, fmt: str = "{:g}", color="black", fontsize: int = 9, outline: bool = False):
+    """Write each entry of a small 2-D array (H, W) in its cell of an ``imshow`` on ``ax``: the one
+    function every figure of a small matrix with its values uses (masks, kernels, codes, weights).
+
+    ``color``: a colour, or a function of the value that returns one (for example white on dark
+    cells); ``outline``: a thin black outline, so that white text reads on any colour.
+    """
+    effects = [patheffects.withStroke(linewidth=1.5, foreground="black")] if outline else None
+    for (i, j), v in np.ndenumerate(to_numpy(values)):
+        ax.text(j, i, fmt.format(v), ha="center", va="center", color=color(v) if callable(color) else color,
+                fontsize=fontsize, path_effects=effects)
 
 
 def show_mask(mask, title: str = "kernel mask", ax=None, annotate: bool = True):

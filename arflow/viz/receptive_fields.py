@@ -28,7 +28,8 @@ from arflow.analysis.fields import (
 from arflow.analysis.gradients import gated_gradient_field, masked_stack_gradient_field
 from arflow.analysis.masks import COLOURS, colour_mask, mask_of_type
 from arflow.models.causal_conv import receptive_field_size
-from arflow.viz.palette import BACKGROUND, BLUE, GREEN, LINE, MASK, ORANGE, PALE_BLUE, RED, SILVER, cmap
+from arflow.viz.palette import BACKGROUND, BLUE, GREEN, LINE, ORANGE, PALE_BLUE, RED, SILVER, cmap
+from arflow.viz.primitives import draw_grid_values, show_mask
 
 # picture codes: 0 outside, 1 field (or vertical stack), 2 horizontal stack, 3 the pixel, 4 blind spot,
 # 5 the past that is out of reach (a limit of depth)
@@ -132,22 +133,24 @@ def _grid(ax, H: int, W: int) -> None:
 
 def draw_mask(kernel_size: int = 5, mask_type: str = "A", ax=None):
     """The (k, k) kernel mask of type A or B, from :func:`~arflow.analysis.masks.mask_of_type`, with its values."""
-    mask = mask_of_type(kernel_size, mask_type).int().numpy()
-    fig = None
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(0.5 * kernel_size + 1.4, 0.5 * kernel_size + 1.2))
-    ax.imshow(mask, cmap=MASK, vmin=0, vmax=1)
-    for (i, j), v in np.ndenumerate(mask):
-        ax.text(j, i, str(v), ha="center", va="center", color="white" if v else "black", fontsize=10)
-    c = kernel_size // 2
-    ax.add_patch(Rectangle((c - 0.5, c - 0.5), 1, 1, fill=False, edgecolor=GREEN, linewidth=2.5))
-    ax.set_xticks(range(kernel_size))
-    ax.set_yticks(range(kernel_size))
-    ax.set_xlabel("kernel column")
-    ax.set_ylabel("kernel row")
-    ax.set_title(f"mask type {mask_type}, {kernel_size}x{kernel_size}\n"
-                 f"({'centre excluded' if mask_type == 'A' else 'centre included'})", fontsize=10)
-    return fig or ax.figure
+    title = (f"mask type {mask_type}, {kernel_size}x{kernel_size}\n"
+             f"({'centre excluded' if mask_type == 'A' else 'centre included'})")
+    return show_mask(mask_of_type(kernel_size, mask_type), title=title, ax=ax)
+
+
+def draw_raster_past(n: int = 6, pixel: tuple[int, int] = (3, 2)):
+    """An n x n image numbered in raster order (1..n^2); ``pixel`` (green) may depend on the pixels before it (blue)."""
+    order = np.arange(n * n).reshape(n, n)
+    i, j = pixel
+    codes = np.where(order < order[i, j], 1, 0)
+    codes[i, j] = 2
+    fig, ax = plt.subplots(figsize=(3.8, 3.8))
+    ax.imshow(codes, cmap=cmap(BACKGROUND, BLUE, GREEN), vmin=0, vmax=2)
+    draw_grid_values(ax, order + 1, color=lambda v: "black" if codes.flat[v - 1] == 0 else "white")
+    ax.set_xlabel("column (pixels)")
+    ax.set_ylabel("row (pixels)")
+    ax.set_title(f"raster order: pixel {order[i, j] + 1} (green)\nmay depend on pixels 1..{order[i, j]} (blue)")
+    return fig
 
 
 def construction_frames(image_size=(9, 9), pixel=(5, 4), kernel_size: int = 3):

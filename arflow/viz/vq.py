@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib import patheffects
 
 from arflow.utils import to_numpy
 from arflow.viz.palette import BLUE
+from arflow.viz.primitives import draw_grid_values
 
 LABELS = {
     "recon": "reconstruction MSE per pixel",
@@ -79,10 +79,7 @@ def draw_codes(ax, codes, n_codes: int, title: str = "", annotate: bool = True):
     codes = to_numpy(codes)
     ax.imshow(codes, cmap="tab20" if n_codes <= 20 else "nipy_spectral", vmin=0, vmax=n_codes - 1)
     if annotate:  # white digits outlined in black read on every colour of the map
-        for (i, j), v in np.ndenumerate(codes):
-            ax.text(j, i, str(int(v)), ha="center", va="center", color="white",
-                    fontsize=7 if codes.shape[0] > 5 else 9,
-                    path_effects=[patheffects.withStroke(linewidth=1.5, foreground="black")])
+        draw_grid_values(ax, codes.astype(int), color="white", fontsize=7 if codes.shape[0] > 5 else 9, outline=True)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=9)

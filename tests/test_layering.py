@@ -19,6 +19,7 @@ upward dependency.
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 from pathlib import Path
 
@@ -138,3 +139,9 @@ def test_lectures_use_only_public_names_of_arflow(path):
         elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
             private.append(f"<expr>.{node.attr} (line {node.lineno})")
     assert private == [], f"{path.name} uses private names of arflow (or of its objects): {private}"
+
+
+@pytest.mark.parametrize("path", LIBRARY_FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_every_module_imports(path):
+    """Also the modules only tools run (benchmarks, recipes): a moved name fails here, not at `make bench`."""
+    importlib.import_module(module_name(path))

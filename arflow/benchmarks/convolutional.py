@@ -9,10 +9,10 @@ from arflow.bench import median_seconds
 
 def _wavenet_lines() -> list[str]:
     from arflow.models.wavenet import WaveNet
-    from arflow.train.recipes.convolutional import WAVENET_CONFIG, build_wavenet
+    from arflow.train.recipes.convolutional import WAVENET
 
     torch.manual_seed(0)
-    model = build_wavenet(WAVENET_CONFIG).eval()
+    model = WAVENET.build(WAVENET.model_config).eval()
     assert isinstance(model, WaveNet)
     n_steps, prime = 400, torch.randint(0, 256, (1, 1))
     u = torch.rand(1, n_steps, generator=torch.Generator().manual_seed(0))
@@ -25,12 +25,10 @@ def _wavenet_lines() -> list[str]:
 
 
 def _pixelcnn_lines() -> list[str]:
-    from arflow.models.gated_pixelcnn import GatedPixelCNN
-    from arflow.train.recipes.convolutional import PIXELCNN_CONFIG
+    from arflow.train.recipes.convolutional import GATED_PIXELCNN_COND
 
     torch.manual_seed(0)
-    c = PIXELCNN_CONFIG
-    model = GatedPixelCNN(256, c["channels"], c["n_layers"], c["kernel_size"], n_classes=10).eval()
+    model = GATED_PIXELCNN_COND.build(GATED_PIXELCNN_COND.model_config).eval()
     labels = torch.arange(4)
     lines = []
     for size in (14, 28):

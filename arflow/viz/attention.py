@@ -103,6 +103,21 @@ def draw_pattern(pattern: str = "strided", stride: int = 6, row: int = 4, col: i
                             suptitle=f"{pattern} attention, stride l = {stride}, n = {n} pixels")
 
 
+def attention_explorer(maps: list, labels: list[str], title: str = "attention weights of a generated string"):
+    """Sliders over layer and head of attention maps (one (B, heads, T, T) tensor per layer, as
+    ``GPT(..., return_attention=True)`` returns them): :func:`plot_attention_map` of example 0."""
+    import ipywidgets as widgets
+
+    from arflow.viz.explorer import explorer
+
+    def draw(layer: int, head: int):
+        return plot_attention_map(maps[layer][0, head], labels, title=f"layer {layer}, head {head}: {title}")
+
+    n_layers, n_heads = len(maps), maps[0].shape[1]
+    return explorer(draw, layer=widgets.IntSlider(value=0, min=0, max=n_layers - 1, description="layer"),
+                    head=widgets.IntSlider(value=min(1, n_heads - 1), min=0, max=n_heads - 1, description="head"))
+
+
 def sparse_explorer(side: int = 12):
     """Explorer: pattern, stride l and the query pixel; both heads, for one pixel and for all pixels."""
     import ipywidgets as widgets

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
 from arflow.utils import to_numpy
-from arflow.viz.palette import BLUE
+from arflow.viz.palette import BLUE, RED
 from arflow.viz.primitives import draw_grid_values
 
 LABELS = {
@@ -149,3 +150,40 @@ def timing_bars(seconds: dict, title: str = "sampling time"):
     ax.invert_yaxis()
     fig.tight_layout()
     return fig
+
+
+def draw_code_edit(vqvae, images, digit: int = 0, row: int = 3, col: int = 3, code: int = 0):
+    """Decode digit ``digit`` of ``images`` (N, 1, 28, 28) from its 7x7 codes, then with code ``code``
+    written at (``row``, ``col``): both decodings and their difference (red: the code's 4x4 cell)."""
+    with torch.no_grad():
+        grid = vqvae.encode(images[digit:digit + 1])
+        edited = grid.clone()
+        edited[0, row, col] = code
+        before, after = vqvae.decode(grid)[0, 0], vqvae.decode(edited)[0, 0]
+    fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.6))
+    axes[0].imshow(to_numpy(before), cmap="gray", vmin=0, vmax=1)
+    axes[0].set_title(f"decoded, code {grid[0, row, col].item()} at ({row}, {col})", fontsize=9)
+    axes[1].imshow(to_numpy(after), cmap="gray", vmin=0, vmax=1)
+    axes[1].set_title(f"code {code} at ({row}, {col})", fontsize=9)
+    axes[2].imshow(to_numpy(after - before), cmap="RdBu_r", vmin=-1, vmax=1)
+    axes[2].set_title("difference (intensity)", fontsize=9)
+    for ax in axes:
+        ax.add_patch(plt.Rectangle((4 * col - 0.5, 4 * row - 0.5), 4, 4, fill=False, edgecolor=RED))
+        ax.set_xlabel("column (pixels)")
+    axes[0].set_ylabel("row (pixels)")
+    fig.suptitle("Editing one code of the 7x7 grid (red: the code's 4x4 cell)")
+    fig.tight_layout()
+    return fig
+
+
+def code_edit_explorer(vqvae, images):
+    """Sliders over :func:`draw_code_edit`: which digit, which cell of the grid, which code."""
+    import ipywidgets as widgets
+
+    from arflow.viz.explorer import explorer
+
+    return explorer(lambda **values: draw_code_edit(vqvae, images, **values),
+                    digit=widgets.IntSlider(0, 0, len(images) - 1, description="digit"),
+                    row=widgets.IntSlider(3, 0, 6, description="row"),
+                    col=widgets.IntSlider(3, 0, 6, description="col"),
+                    code=widgets.IntSlider(0, 0, vqvae.num_embeddings - 1, description="code"))

@@ -148,12 +148,32 @@ def test_squeeze_errors():
 
 
 def test_split_round_trip_and_errors():
+    from arflow.models.flow import FlowSequence
+
     x = torch.randn(2, 4, 3, 3)
-    h, z = Split()(x)
-    assert h.shape == z.shape == (2, 2, 3, 3)
-    assert torch.equal(Split().inverse(h, z), x)
+    split = Split(FlowSequence([]), (4, 3, 3))  # nothing after the split: the kept half comes out as is
+    y, logdet = split(x)
+    assert y.shape == (2, 36) and torch.equal(logdet, torch.zeros(2))
+    h, z = y[:, 18:].view(2, 2, 3, 3), y[:, :18].view(2, 2, 3, 3)  # [factored out, kept]
+    assert torch.equal(h, x[:, :2]) and torch.equal(z, x[:, 2:])
+    x_back, inverse_logdet = split.inverse(y)
+    assert torch.equal(x_back, x) and torch.equal(inverse_logdet, torch.zeros(2))
     with pytest.raises(ValueError, match="even number of channels"):
-        Split()(torch.randn(2, 3, 2, 2))
+        Split(FlowSequence([]), (3, 2, 2))
+
+
+def test_split_sends_the_kept_half_through_the_rest_of_the_flow():
+    from arflow.models.flow import FlowSequence
+
+    torch.manual_seed(2)
+    rest = FlowSequence([randomize(Coupling(channel_mask(2, 0), CouplingConvNet(2, 8)))]).double()
+    split = Split(rest, (4, 4, 4)).double()
+    x = torch.randn(3, 4, 4, 4, dtype=torch.float64)
+    y, logdet = split(x)
+    kept, rest_logdet = rest(x[:, :2])
+    assert torch.equal(y[:, 32:], kept.flatten(1)) and torch.equal(logdet, rest_logdet)
+    x_back, inverse_logdet = split.inverse(y)
+    assert torch.allclose(x_back, x, atol=1e-12) and torch.allclose(inverse_logdet, -logdet, atol=1e-12)
 
 
 def test_actnorm_data_dependent_initialisation():

@@ -26,7 +26,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from arflow.analysis.gradients import gradient_field
-from arflow.viz.primitives import draw_grid_values, show_mask, show_receptive_field
+from arflow.viz.primitives import draw_grid_values
+from arflow.viz.receptive_fields import show_mask, show_receptive_field
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ import torch
 from arflow import units, utils
 from arflow.analysis import gradients as receptive
 from arflow.viz import primitives as plotting
+from arflow.viz import receptive_fields as rf
 
 
 def test_bits_per_dim_matches_hand_computation():
@@ -72,18 +73,18 @@ def test_plotting_helpers_return_titled_figures():
     images = torch.rand(6, 1, 4, 4)
     fig = plotting.image_grid(images, nrow=2, title="grid")
     assert isinstance(fig, matplotlib.figure.Figure) and fig._suptitle.get_text() == "grid"
-    fig = plotting.show_mask(np.tril(np.ones((5, 5))), title="mask")
+    fig = rf.show_mask(np.tril(np.ones((5, 5))), title="mask")
     assert fig.axes[0].get_title() == "mask" and fig.axes[0].get_xlabel() == "kernel column"
     field = np.zeros((5, 5), bool)
     field[:2] = True
-    fig = plotting.show_receptive_field(field, (2, 2))
+    fig = rf.show_receptive_field(field, (2, 2))
     assert "10 input pixels" in fig.axes[0].get_title() and fig.axes[0].get_ylabel() == "row (pixels)"
     fig = plotting.bar_distribution(np.full(256, 1 / 256), true_value=3)
     assert fig.axes[0].get_ylabel() == "probability"
     with pytest.raises(ValueError, match=r"\(N, 1\|3, H, W\)"):
         plotting.image_grid(torch.rand(2, 2, 4, 4))
     with pytest.raises(ValueError, match="2-D"):
-        plotting.show_mask(np.ones((1, 3, 3)))
+        rf.show_mask(np.ones((1, 3, 3)))
 
 
 def test_sequence_support_of_a_cumulative_sum_is_lower_triangular():

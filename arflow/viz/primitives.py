@@ -9,11 +9,7 @@ import numpy as np
 from matplotlib import patheffects
 
 from arflow.utils import to_numpy
-from arflow.viz.palette import BACKGROUND, BLUE, GREEN, LINE, MASK, RED, SILVER, cmap
-
-# Colours of receptive-field pictures: outside, inside the field, the pixel itself.
-FIELD_COLOURS = cmap(BACKGROUND, BLUE, GREEN)
-
+from arflow.viz.palette import BLUE, LINE, RED, SILVER
 
 
 def smooth(values: list[float], window: int = 20) -> list[float]:
@@ -65,50 +61,6 @@ def draw_grid_values(ax, values, fmt: str = "{:g}", color="black", fontsize: int
     for (i, j), v in np.ndenumerate(to_numpy(values)):
         ax.text(j, i, fmt.format(v), ha="center", va="center", color=color(v) if callable(color) else color,
                 fontsize=fontsize, path_effects=effects)
-
-
-def show_mask(mask, title: str = "kernel mask", ax=None, annotate: bool = True):
-    """Draw a 2-D 0/1 mask (kH, kW) with its values, the centre outlined."""
-    mask = to_numpy(mask)
-    if mask.ndim != 2:
-        raise ValueError(f"mask must be 2-D (kH, kW), got shape {mask.shape}")
-    fig = None
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(0.5 * mask.shape[1] + 1.5, 0.5 * mask.shape[0] + 1.2))
-    ax.imshow(mask, cmap=MASK, vmin=0, vmax=1)
-    if annotate:
-        draw_grid_values(ax, mask.astype(int), color="black")
-    ci, cj = mask.shape[0] // 2, mask.shape[1] // 2
-    ax.add_patch(plt.Rectangle((cj - 0.5, ci - 0.5), 1, 1, fill=False, edgecolor=RED, linewidth=2))
-    ax.set_xticks(range(mask.shape[1]))
-    ax.set_yticks(range(mask.shape[0]))
-    ax.set_xlabel("kernel column")
-    ax.set_ylabel("kernel row")
-    ax.set_title(title)
-    return fig or ax.figure
-
-
-def show_receptive_field(field, pixel: tuple[int, int], title: str = "receptive field", ax=None,
-                         grid: bool = True):
-    """Draw a boolean field (H, W) of the inputs that reach output ``pixel`` (row, col)."""
-    field = to_numpy(field).astype(int)
-    if field.ndim != 2:
-        raise ValueError(f"field must be 2-D (H, W), got shape {field.shape}")
-    picture = field.copy()
-    picture[pixel] = 2
-    fig = None
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(3.2, 3.2))
-    ax.imshow(picture, cmap=FIELD_COLOURS, vmin=0, vmax=2)
-    if grid:
-        ax.set_xticks(np.arange(-0.5, field.shape[1], 1), minor=True)
-        ax.set_yticks(np.arange(-0.5, field.shape[0], 1), minor=True)
-        ax.grid(which="minor", color="white", linewidth=0.5)
-        ax.tick_params(which="minor", length=0)
-    ax.set_xlabel("column (pixels)")
-    ax.set_ylabel("row (pixels)")
-    ax.set_title(f"{title}\n{int(field.sum())} input pixels", fontsize=10)
-    return fig or ax.figure
 
 
 def plot_history(history, title: str = "training", ylabel: str = "loss (nats per pixel)",

@@ -61,7 +61,7 @@ bench-grader: $(STAMP)  ## grading throughput only: plain nbgrader vs the grader
 	$(PY) -m autograder.bench
 
 checkpoints: $(STAMP)  ## retrain every shipped checkpoint (slow: minutes per model)
-	$(PY) -m arflow.checkpoints train
+	$(PY) -m arflow.train.checkpoints train
 
 clean:  ## remove the venv and generated files
 	rm -rf $(VENV) graded .pytest_cache

@@ -25,8 +25,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from arflow.plotting import show_mask, show_receptive_field
-from arflow.receptive import gradient_field
+from arflow.analysis.gradients import gradient_field
+from arflow.viz.primitives import draw_grid_values
+from arflow.viz.receptive_fields import show_mask, show_receptive_field
 
 
 @contextlib.contextmanager
@@ -150,8 +151,7 @@ def draw_raster_order(image: np.ndarray, size: int = 8):
     H, W = image.shape
     order = np.arange(H * W).reshape(H, W)
     axes[1].imshow(order[:size, :size], cmap="viridis")
-    for (i, j), v in np.ndenumerate(order[:size, :size]):
-        axes[1].text(j, i, str(v), ha="center", va="center", color="white", fontsize=7)
+    draw_grid_values(axes[1], order[:size, :size], color="white", fontsize=7)
     axes[1].set_title(f"raster order: index i = {W} x row + column\n(top-left {size} x {size} corner)")
     axes[1].set_xlabel("column (pixels)")
     axes[1].set_ylabel("row (pixels)")
@@ -370,8 +370,7 @@ def check_generate(generate) -> None:
             fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
             for ax, img, title in zip(axes, (expected, got), ("expected (raster order)", "your sample")):
                 ax.imshow(img.numpy(), cmap="viridis", vmin=0, vmax=255)
-                for (i, j), v in np.ndenumerate(img.numpy()):
-                    ax.text(j, i, str(v), ha="center", va="center", color="white", fontsize=8)
+                draw_grid_values(ax, img, color="white", fontsize=8)
                 ax.set_title(title)
                 ax.set_xlabel("column (pixels)")
                 ax.set_ylabel("row (pixels)")

@@ -30,7 +30,11 @@ def median_seconds(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -
 
 
 def main(argv: list[str] | None = None) -> None:
+    import matplotlib
+
     import arflow.benchmarks as package
+
+    matplotlib.use("Agg")  # the explorer benchmarks draw figures, headless
 
     wanted = set(argv if argv is not None else sys.argv[1:])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")

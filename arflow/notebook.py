@@ -1,14 +1,17 @@
-"""Helpers for notebooks: show library source, a standard first cell, explorers."""
+"""The notebooks' own helpers: show library source, the standard first cell, and (re-exported from
+:mod:`arflow.viz.explorer`) the explorer that wraps a drawing function in widgets."""
 
 from __future__ import annotations
 
 import inspect
 import textwrap
-from collections.abc import Callable
 
 import torch
 
 from arflow.utils import fast_mode, pick_device, seed_everything
+from arflow.viz.explorer import explorer
+
+__all__ = ["explorer", "setup", "show_source"]
 
 
 def show_source(obj, lines: tuple[int, int] | None = None):
@@ -36,34 +39,21 @@ def setup(seed: int = 0, threads: int | None = None) -> tuple[torch.device, bool
     return device, fast
 
 
-def explorer(draw: Callable[..., object], static: bool = True, **controls):
-    """An interactive explorer over ``draw(**values) -> matplotlib Figure``.
+def show_training(trained, title: str = "training", ylabel: str = "loss (nats per dimension)",
+                  eval_label: str = "test", window: int = 20):
+    """Print a model's one-line summary and draw its training curve from its saved history.
 
-    ``controls`` maps each keyword of ``draw`` to an ipywidgets control. The drawing function
-    is called once statically with the controls' initial values and its figure displayed, so
-    the notebook reads well where no kernel runs; then the widgets are displayed, and every
-    change redraws into an output area.
+    ``trained`` is what :func:`arflow.train.checkpoints.load_or_train` returns, shipped or trained
+    now: the same call in both cases. A checkpoint saved without a history says so instead of a curve.
     """
-    import ipywidgets as widgets
     import matplotlib.pyplot as plt
-    from IPython.display import display
 
-    initial = {name: control.value for name, control in controls.items()}
-    if static:
-        figure = draw(**initial)
-        display(figure)
-        plt.close(figure)
-    output = widgets.Output()
+    from arflow.viz.primitives import plot_history
 
-    def redraw(**values):
-        with output:
-            output.clear_output(wait=True)
-            figure = draw(**values)
-            display(figure)
-            plt.close(figure)
-
-    widgets.interactive_output(redraw, controls)
-    box = widgets.VBox([widgets.HBox(list(controls.values()), layout=widgets.Layout(flex_flow="row wrap")),
-                        output])
-    display(box)
-    return box
+    print(trained.summary())
+    if not trained.history.train and not trained.history.eval:
+        print(f"(no training curve saved with this checkpoint; `{trained.manifest['command']}` saves one)")
+        return None
+    figure = plot_history(trained.history, title=title, ylabel=ylabel, eval_label=eval_label, window=window)
+    plt.show()
+    return figure

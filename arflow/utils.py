@@ -1,15 +1,12 @@
-"""Small shared helpers: seeding, device choice, fast mode, and units (nats, bits, bits/dim)."""
+"""Small shared helpers: seeding, device choice, fast mode, tensors to numpy."""
 
 from __future__ import annotations
 
-import math
 import os
 import random
 
 import numpy as np
 import torch
-
-LN2 = math.log(2.0)
 
 
 def seed_everything(seed: int = 0) -> None:
@@ -38,20 +35,8 @@ def fast_mode() -> bool:
     return os.environ.get("ARFLOW_FAST", "0").strip().lower() not in ("", "0", "false", "no")
 
 
-def nats_to_bits(nats: float) -> float:
-    return nats / LN2
-
-
-def bits_to_nats(bits: float) -> float:
-    return bits * LN2
-
-
-def bits_per_dim(nll_nats: float, n_dims: int) -> float:
-    """Negative log-likelihood of one example in nats -> bits per dimension (e.g. per pixel)."""
-    if n_dims <= 0:
-        raise ValueError(f"n_dims must be positive, got {n_dims}")
-    return nll_nats / (n_dims * LN2)
-
-
-def count_parameters(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+def to_numpy(x) -> np.ndarray:
+    """A tensor (any device, with or without gradient) or an array-like -> numpy array."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)

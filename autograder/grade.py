@@ -430,7 +430,7 @@ def main(argv=None) -> int:
                                                             "the grades do not depend on it)")
     parser.add_argument("--db", default=None, help="gradebook URL (default: sqlite:///OUT/gradebook.db)")
     parser.add_argument("--seed", type=int, default=None, help="fix the probes' seed (default: secret, random)")
-    parser.add_argument("--limit", type=int, default=None, help="test digits for bits/dim (default: all 1,000)")
+    parser.add_argument("--limit", type=int, default=None, help="grader-only digits for bits/dim (default: all 500)")
     args = parser.parse_args(argv)
     summary = grade(args.submitted, args.out, jobs=args.jobs, db_url=args.db, seed=args.seed, limit=args.limit,
                     progress=True)

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from arflow.fields import causal_field_1d, causal_layers_1d, receptive_field_size
-from arflow.models.causal_conv import CausalConv1d
-from arflow.receptive import gradient_field
+from arflow.analysis.fields import causal_field_1d, causal_layers_1d
+from arflow.analysis.gradients import gradient_field
+from arflow.models.causal_conv import CausalConv1d, receptive_field_size
 
 torch.set_num_threads(1)
 

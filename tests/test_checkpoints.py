@@ -7,11 +7,13 @@ import json
 import pytest
 import torch
 
-from arflow import checkpoints
-from arflow.checkpoints import CHECKPOINT_DIR, Recipe
+from arflow.train import checkpoints
+from arflow.train.checkpoints import CHECKPOINT_DIR
+from arflow.train.loop import History
+from arflow.train.recipe import Recipe
 
 MANIFESTS = checkpoints.all_manifests()
-REQUIRED = {"name", "model", "config", "data", "command", "train_seconds", "metric", "value",
+REQUIRED = {"name", "model", "config", "requires", "data", "command", "train_seconds", "metric", "value",
             "check_n", "check_value", "sha256", "bytes"}
 
 
@@ -31,9 +33,10 @@ def test_checkpoints_stay_small():
 def test_checkpoint_loads_and_re_measures_its_metric(name):
     manifest = MANIFESTS[name]
     assert REQUIRED <= set(manifest), f"manifest of {name} lacks {REQUIRED - set(manifest)}"
-    assert manifest["command"] == f"python -m arflow.checkpoints train {name}"
+    assert manifest["command"] == f"python -m arflow.train.checkpoints train {name}"
     model = checkpoints.load_checkpoint(name)  # strict load, sha256 checked
     recipe = checkpoints.get_recipe(name)
+    assert manifest["requires"] == list(recipe.requires)
     assert manifest["config"] == json.loads(json.dumps(recipe.config)), (
         f"{name} was trained with another config than its recipe has today; retrain it ({manifest['command']})")
     value = checkpoints.measure(recipe, model, manifest["check_n"])
@@ -48,16 +51,18 @@ def toy_recipe(monkeypatch):
         torch.manual_seed(config["init_seed"])
         return torch.nn.Linear(2, 1)
 
-    def train(model, config, fast):
+    def train(model, config, inputs, fast):
         with torch.no_grad():
             model.weight.fill_(1.0 if not fast else 0.5)
-        return {"fast": fast}
+        history = History()
+        history.log("fast", 1, float(fast))
+        return history
 
-    def evaluate(model, limit):
+    def evaluate(model, limit, inputs):
         x = torch.ones(limit or 10, 2)
         return float(model(x).mean())
 
-    recipe = Recipe("toy_linear", build, train, evaluate, config={"init_seed": 3}, metric="mean output")
+    recipe = Recipe("toy_linear", build, train, evaluate, model_config={"init_seed": 3}, metric="mean output")
     monkeypatch.setitem(checkpoints.RECIPES, "toy_linear", recipe)
     monkeypatch.setattr(checkpoints, "load_recipes", lambda: checkpoints.RECIPES)
     return recipe
@@ -66,7 +71,7 @@ def toy_recipe(monkeypatch):
 def test_train_and_save_then_load(tmp_path, toy_recipe):
     manifest = checkpoints.train_and_save("toy_linear", directory=tmp_path, progress=False)
     assert json.loads((tmp_path / "toy_linear.json").read_text()) == manifest
-    assert manifest["value"] == pytest.approx(2.0 + toy_recipe.build(toy_recipe.config).bias.item())
+    assert manifest["value"] == pytest.approx(2.0 + toy_recipe.build(toy_recipe.model_config).bias.item())
     model = checkpoints.load_checkpoint("toy_linear", directory=tmp_path)
     assert torch.equal(model.weight, torch.ones(1, 2))
 
@@ -79,14 +84,15 @@ def test_a_tampered_checkpoint_is_refused(tmp_path, toy_recipe):
 
 
 def test_missing_checkpoint_says_how_to_train_it(tmp_path, toy_recipe):
-    with pytest.raises(FileNotFoundError, match="python -m arflow.checkpoints train toy_linear"):
+    with pytest.raises(FileNotFoundError, match="python -m arflow.train.checkpoints train toy_linear"):
         checkpoints.load_checkpoint("toy_linear", directory=tmp_path)
 
 
 def test_load_or_train_trains_in_fast_mode_without_touching_the_shipped_file(tmp_path, toy_recipe, monkeypatch):
     monkeypatch.setenv("ARFLOW_FAST", "1")
-    model, info = checkpoints.load_or_train("toy_linear", train=True)
-    assert torch.equal(model.weight, torch.full((1, 2), 0.5)) and info["history"] == {"fast": True}
+    trained = checkpoints.load_or_train("toy_linear", train=True)
+    assert torch.equal(trained.model.weight, torch.full((1, 2), 0.5)) and trained.history.series["fast"] == [(1, 1.0)]
+    assert trained.manifest["trained_now"] and "toy_linear" in trained.summary()
     assert not (CHECKPOINT_DIR / "toy_linear.pt").exists()
 
 
@@ -104,3 +110,42 @@ def test_remeasure_updates_only_the_metric(tmp_path, toy_recipe):
     manifest_path.write_text(json.dumps(stale))
     fresh = checkpoints.remeasure("toy_linear", directory=tmp_path)
     assert {key: fresh[key] for key in ("value", "check_value", "sha256")} == stale_values
+
+
+def test_load_or_train_returns_the_shipped_model_manifest_and_history():
+    trained = checkpoints.load_or_train("vae_factorized")
+    assert trained.manifest == MANIFESTS["vae_factorized"]
+    assert [s for s, _ in trained.history.series["kl"]][:3] == [8, 16, 24]  # the former model buffer
+    assert "vae_factorized" in trained.summary()
+
+
+# --------------------------------------------------------------- requirements and training order
+def test_every_requirement_is_a_recipe_and_make_checkpoints_trains_requirements_first():
+    recipes = checkpoints.load_recipes()
+    order = checkpoints.training_order()
+    assert sorted(order) == sorted(recipes)
+    for name, recipe in recipes.items():
+        for required in recipe.requires:
+            assert order.index(required) < order.index(name), f"{required} must be trained before {name}"
+    for before, after in (("dvae_mnist", "dalle_mnist"), ("vqvae_mnist", "prior_vqvae_mnist"),
+                          ("vqvae2_mnist", "prior_vqvae2_mnist")):
+        assert order.index(before) < order.index(after)
+    assert checkpoints.training_order(["dalle_mnist", "dvae_mnist"]) == ["dvae_mnist", "dalle_mnist"]
+
+
+def test_training_order_refuses_cycles_and_unknown_requirements(monkeypatch):
+    def recipe(name, requires):
+        return Recipe(name, lambda c: torch.nn.Linear(1, 1), None, None, requires=requires)
+
+    fake = {"a": recipe("a", ("b",)), "b": recipe("b", ("a",)), "c": recipe("c", ("nowhere",))}
+    monkeypatch.setattr(checkpoints, "load_recipes", lambda: fake)
+    with pytest.raises(ValueError, match="cycle"):
+        checkpoints.training_order(["a"])
+    with pytest.raises(ValueError, match="nowhere"):
+        checkpoints.training_order(["c"])
+
+
+def test_the_registry_is_an_explicit_list():
+    from arflow.train import recipes
+
+    assert [r.name for r in recipes.RECIPES] == list(checkpoints.load_recipes())

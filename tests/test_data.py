@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from arflow import data
+from arflow.data import digits
 
 
 def test_embedded_subset_is_real_stratified_mnist():
@@ -156,7 +157,7 @@ def test_full_mnist_is_used_when_present(tmp_path, monkeypatch):
         gz = tmp_path / data.MNIST_FILES[key][0]
         gz.with_suffix("").write_bytes(gzip.decompress(gz.read_bytes()))
         gz.unlink()
-    data._load_full.cache_clear()
+    digits._load_full.cache_clear()
     assert len(data.mnist("train", source="full", root=tmp_path)[0]) == 12
 
 
@@ -198,7 +199,7 @@ def test_download_checks_checksums_and_keeps_good_files(tmp_path):
         data.download_mnist(target, mirror=server.url, files=files)
         for name, md5 in files.values():
             assert data.md5sum(target / name) == md5
-        data._load_full.cache_clear()
+        digits._load_full.cache_clear()
         images, _ = data.mnist("train", source="full", root=target)
         assert np.array_equal(images[:, 0], arrays["train_images"])
         # A second call downloads nothing: the files are already right.
@@ -231,7 +232,7 @@ def test_corrupted_download_is_reported(tmp_path):
 
 @pytest.mark.timeout(60)  # a hang fails the test instead of blocking the suite
 def test_no_network_falls_back_to_the_subset(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "DEFAULT_MIRROR", "http://127.0.0.1:9/")  # discard port: nothing listens
+    monkeypatch.setattr(digits, "DEFAULT_MIRROR", "http://127.0.0.1:9/")  # discard port: nothing listens
     with pytest.warns(UserWarning, match="could not be downloaded.*embedded"):
         images, _ = data.mnist("test", source="full", root=tmp_path, download=True)
     assert images.shape == (1000, 1, 28, 28)

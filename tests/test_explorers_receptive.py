@@ -11,8 +11,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from arflow.explorers import receptive_fields as rf  # noqa: E402
-from arflow.fields import gated_field, masked_stack_field  # noqa: E402
+from arflow.analysis.fields import gated_field, masked_stack_field  # noqa: E402
+from arflow.viz import receptive_fields as rf  # noqa: E402
 
 torch.set_num_threads(1)
 

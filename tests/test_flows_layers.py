@@ -10,7 +10,7 @@ from torch.autograd.functional import jacobian
 
 from arflow.models.actnorm import ActNorm
 from arflow.models.coupling import Coupling, CouplingConvNet, CouplingMLP, channel_mask, checkerboard_mask, vector_mask
-from arflow.models.dequantize import LogitTransform, bits_per_dim, dequantize
+from arflow.models.dequantize import LogitTransform, dequantize, discrete_bits_per_dim
 from arflow.models.invconv import InvConv1x1, InvConv1x1LU, random_rotation
 from arflow.models.split import Split
 from arflow.models.squeeze import Squeeze, squeeze, unsqueeze
@@ -47,7 +47,9 @@ def test_image_layer_round_trip_and_logdet(name):
     y, logdet = layer(x)
     assert y.shape == squeeze(x).shape if name == "squeeze" else y.shape == x.shape
     assert logdet.shape == (3,)
-    assert torch.allclose(layer.inverse(y), x, atol=1e-10)
+    x_back, inverse_logdet = layer.inverse(y)
+    assert torch.allclose(x_back, x, atol=1e-10)
+    assert torch.allclose(inverse_logdet, -logdet, atol=1e-10)  # the interface: inverse -> (x, log|det dx/dy|)
     for i in range(3):
         brute, _ = brute_logdet(layer, x[i])
         assert torch.allclose(logdet[i], brute, atol=1e-8), (name, logdet[i].item(), brute.item())
@@ -58,7 +60,8 @@ def test_vector_coupling_round_trip_and_logdet():
     layer = randomize(Coupling(vector_mask(5, 1), CouplingMLP(5, 16))).double()
     x = torch.randn(4, 5, dtype=torch.float64)
     y, logdet = layer(x)
-    assert torch.allclose(layer.inverse(y), x, atol=1e-12)
+    x_back, inverse_logdet = layer.inverse(y)
+    assert torch.allclose(x_back, x, atol=1e-12) and torch.allclose(inverse_logdet, -logdet, atol=1e-12)
     for i in range(4):
         assert torch.allclose(logdet[i], brute_logdet(layer, x[i])[0], atol=1e-10)
 
@@ -73,7 +76,7 @@ def test_coupling_jacobian_is_triangular_with_exp_s_on_the_diagonal():
     assert torch.allclose(J[:3], torch.eye(6, dtype=torch.float64)[:3])
     assert torch.allclose(J[3:, 3:], torch.diag(torch.diagonal(J[3:, 3:])))
     assert J[3:, :3].abs().max() > 1e-3  # the lower-left block is dense: that is where s and t act
-    s, _ = layer._scale_shift(x * layer.mask)
+    s, _ = layer.scale_shift(x * layer.mask)
     assert torch.allclose(torch.diagonal(J)[3:], torch.exp(s[0, 3:]))
 
 
@@ -145,12 +148,32 @@ def test_squeeze_errors():
 
 
 def test_split_round_trip_and_errors():
+    from arflow.models.flow import FlowSequence
+
     x = torch.randn(2, 4, 3, 3)
-    h, z = Split()(x)
-    assert h.shape == z.shape == (2, 2, 3, 3)
-    assert torch.equal(Split().inverse(h, z), x)
+    split = Split(FlowSequence([]), (4, 3, 3))  # nothing after the split: the kept half comes out as is
+    y, logdet = split(x)
+    assert y.shape == (2, 36) and torch.equal(logdet, torch.zeros(2))
+    h, z = y[:, 18:].view(2, 2, 3, 3), y[:, :18].view(2, 2, 3, 3)  # [factored out, kept]
+    assert torch.equal(h, x[:, :2]) and torch.equal(z, x[:, 2:])
+    x_back, inverse_logdet = split.inverse(y)
+    assert torch.equal(x_back, x) and torch.equal(inverse_logdet, torch.zeros(2))
     with pytest.raises(ValueError, match="even number of channels"):
-        Split()(torch.randn(2, 3, 2, 2))
+        Split(FlowSequence([]), (3, 2, 2))
+
+
+def test_split_sends_the_kept_half_through_the_rest_of_the_flow():
+    from arflow.models.flow import FlowSequence
+
+    torch.manual_seed(2)
+    rest = FlowSequence([randomize(Coupling(channel_mask(2, 0), CouplingConvNet(2, 8)))]).double()
+    split = Split(rest, (4, 4, 4)).double()
+    x = torch.randn(3, 4, 4, 4, dtype=torch.float64)
+    y, logdet = split(x)
+    kept, rest_logdet = rest(x[:, :2])
+    assert torch.equal(y[:, 32:], kept.flatten(1)) and torch.equal(logdet, rest_logdet)
+    x_back, inverse_logdet = split.inverse(y)
+    assert torch.allclose(x_back, x, atol=1e-12) and torch.allclose(inverse_logdet, -logdet, atol=1e-12)
 
 
 def test_actnorm_data_dependent_initialisation():
@@ -201,8 +224,8 @@ def test_lu_and_plain_1x1_convolutions_agree_from_the_same_weight():
     assert torch.allclose(y1, y2, atol=1e-10)
     assert torch.allclose(ld1, ld2, atol=1e-10)
     assert torch.allclose(ld1, 20 * torch.linalg.slogdet(w)[1].expand(3))  # h * w * log|det W|
-    assert torch.allclose(plain.inverse(y1), x, atol=1e-10)
-    assert torch.allclose(lu.inverse(y2), x, atol=1e-10)
+    assert torch.allclose(plain.inverse(y1)[0], x, atol=1e-10)
+    assert torch.allclose(lu.inverse(y2)[0], x, atol=1e-10)
 
 
 def test_lu_structure_survives_training():
@@ -236,5 +259,27 @@ def test_dequantization_and_bits_per_dim():
     with pytest.raises(TypeError, match="float"):
         dequantize(torch.zeros(2, dtype=torch.uint8))
     # A uniform density on [0, 1]^D (log p = 0) is exactly 8 bits/dim.
-    assert torch.allclose(bits_per_dim(torch.zeros(2), 784), torch.full((2,), 8.0))
-    assert math.isclose(bits_per_dim(torch.tensor(-784 * math.log(2)), 784).item(), 9.0, rel_tol=1e-6)
+    assert torch.allclose(discrete_bits_per_dim(torch.zeros(2), 784), torch.full((2,), 8.0))
+    assert math.isclose(discrete_bits_per_dim(torch.tensor(-784 * math.log(2)), 784).item(), 9.0, rel_tol=1e-6)
+
+
+def test_run_flow_is_one_loop_both_ways_and_keeps_the_stages():
+    from arflow.models.flow import FlowSequence, run_flow
+
+    torch.manual_seed(3)
+    layers = [randomize(Coupling(vector_mask(4, k % 2), CouplingMLP(4, 8))).double() for k in range(3)]
+    x = torch.randn(5, 4, dtype=torch.float64)
+    z, logdet, stages = run_flow(layers, x, keep=True)
+    assert len(stages) == 4 and torch.equal(stages[0], x) and torch.equal(stages[-1], z)
+    x_back, inverse_logdet = FlowSequence(layers).inverse(z)
+    assert torch.allclose(x_back, x, atol=1e-12) and torch.allclose(inverse_logdet, -logdet, atol=1e-12)
+
+
+def test_lu_factors_rebuild_the_matrix():
+    W = random_rotation(5, torch.Generator().manual_seed(0)).double()
+    layer = InvConv1x1LU.from_weight(W)
+    P, L, U = layer.factors()
+    assert torch.allclose(P @ L @ U, W, atol=1e-12)
+    assert torch.equal(L, torch.tril(L)) and torch.equal(torch.diagonal(L), torch.ones(5, dtype=torch.float64))
+    assert torch.equal(U, torch.triu(U))
+    assert torch.allclose(torch.log(torch.diagonal(U).abs()).sum(), layer.log_abs_det())

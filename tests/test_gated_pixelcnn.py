@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from arflow.analysis.gradients import pixel_field
 from arflow.models.gated_pixelcnn import GatedPixelCNN, gate, shift_down, shift_right
-from arflow.receptive import pixel_field
 
 torch.set_num_threads(1)
 

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from arflow import text_corpus as tc
+from arflow.analysis.gradients import sequence_support
+from arflow.data import text_corpus as tc
+from arflow.data.windows import windows
 from arflow.models.attention import causal_mask
 from arflow.models.gpt import GPT
-from arflow.receptive import sequence_support
 
 torch.set_num_threads(1)
 
@@ -117,7 +118,7 @@ def test_corpus_is_the_fixed_module_list():
     assert all(f"# ---- file: {m}.py" in text for m in tc.TEST_MODULES)
     fp = tc.corpus_fingerprint()
     assert fp["train"]["bytes"] > 100_000 and fp["test"]["bytes"] > 10_000
-    w = tc.windows(tc.corpus_tokens("test"), 129, limit=5)
+    w = windows(tc.corpus_tokens("test"), 129, limit=5)
     assert w.shape == (5, 129)
     assert torch.equal(w[1], tc.corpus_tokens("test")[129:258])
     with pytest.raises(ValueError, match="split"):

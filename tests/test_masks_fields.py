@@ -3,19 +3,21 @@
 import pytest
 import torch
 
-from arflow.fields import (
+from arflow.analysis.fields import (
     blind_spot,
     colour_field,
     gated_field,
-    gated_gradient_field,
     masked_stack_field,
-    masked_stack_function,
-    masked_stack_gradient_field,
     masked_stack_layers,
     raster_past,
 )
-from arflow.masks import channel_groups, colour_mask, group_centre_mask, mask_of_type, raster_mask
-from arflow.receptive import gradient_field
+from arflow.analysis.gradients import (
+    gated_gradient_field,
+    gradient_field,
+    masked_stack_function,
+    masked_stack_gradient_field,
+)
+from arflow.analysis.masks import channel_groups, colour_mask, group_centre_mask, mask_of_type, raster_mask
 
 torch.set_num_threads(1)
 

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from arflow import notebook
-from arflow.training import smooth
+from arflow.viz.primitives import smooth
 
 
 def test_show_source_shows_the_real_code():

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from arflow.analysis.gradients import sequence_support
 from arflow.models.attention import MaskedSelfAttention, causal_mask
 from arflow.models.image_transformer import ImageTransformer, prepare_images, tokens_to_images
 from arflow.models.sparse_attention import (
@@ -18,7 +19,6 @@ from arflow.models.sparse_attention import (
     reachable,
     strided_masks,
 )
-from arflow.receptive import sequence_support
 
 torch.set_num_threads(1)
 
@@ -110,7 +110,7 @@ def test_strided_image_transformer_runs_the_fast_kernel(monkeypatch):
     monkeypatch.setattr(sa, "local_attention", lambda *a: calls.append(1) or original(*a))
     monkeypatch.setattr(MaskedSelfAttention, "forward", lambda *a, **k: pytest.fail("dense path used"))
     model = ImageTransformer((6, 6), levels=4, d_model=16, n_heads=2, n_layers=2, attention="strided")
-    model.bits_per_dim(torch.randint(0, 4, (2, 6, 6))).backward()
+    model.nll_bits_per_dim(torch.randint(0, 4, (2, 6, 6))).backward()
     assert len(calls) == 2  # once per layer, and never the dense masked path
 
 

@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 
-from arflow.training import History, fit, mean_over_loader, smooth
+from arflow.evaluate.batched import mean_over_batches
+from arflow.train.loop import History, fit
+from arflow.viz.primitives import smooth
 
 
 def _problem(seed=0):
@@ -25,7 +27,7 @@ def _loss(model, batch):
 def test_fit_learns_and_records_history():
     model, loader = _problem()
     history = fit(model, _loss, loader, steps=200, lr=0.05, progress=False,
-                  eval_fn=lambda m: mean_over_loader(lambda b: _loss(m, b), loader), eval_every=50)
+                  eval_fn=lambda m: mean_over_batches(lambda b: _loss(m, b), loader), eval_every=50)
     assert len(history.train) == 200 and [s for s, _ in history.eval] == [50, 100, 150, 200]
     assert history.eval[-1][1] < 1e-3 < history.train[0][1]
 

@@ -9,16 +9,19 @@ import numpy as np
 import pytest
 import torch
 
-from arflow import plotting, receptive, utils
+from arflow import units, utils
+from arflow.analysis import gradients as receptive
+from arflow.viz import primitives as plotting
+from arflow.viz import receptive_fields as rf
 
 
 def test_bits_per_dim_matches_hand_computation():
     # A uniform distribution over 256 values costs exactly 8 bits per pixel.
-    assert utils.bits_per_dim(784 * math.log(256), 784) == pytest.approx(8.0)
-    assert utils.nats_to_bits(math.log(2)) == pytest.approx(1.0)
-    assert utils.bits_to_nats(1.0) == pytest.approx(math.log(2))
+    assert units.bits_per_dim(784 * math.log(256), 784) == pytest.approx(8.0)
+    assert units.nats_to_bits(math.log(2)) == pytest.approx(1.0)
+    assert units.bits_to_nats(1.0) == pytest.approx(math.log(2))
     with pytest.raises(ValueError, match="n_dims must be positive"):
-        utils.bits_per_dim(1.0, 0)
+        units.bits_per_dim(1.0, 0)
 
 
 def test_pick_device(monkeypatch):
@@ -70,18 +73,18 @@ def test_plotting_helpers_return_titled_figures():
     images = torch.rand(6, 1, 4, 4)
     fig = plotting.image_grid(images, nrow=2, title="grid")
     assert isinstance(fig, matplotlib.figure.Figure) and fig._suptitle.get_text() == "grid"
-    fig = plotting.show_mask(np.tril(np.ones((5, 5))), title="mask")
+    fig = rf.show_mask(np.tril(np.ones((5, 5))), title="mask")
     assert fig.axes[0].get_title() == "mask" and fig.axes[0].get_xlabel() == "kernel column"
     field = np.zeros((5, 5), bool)
     field[:2] = True
-    fig = plotting.show_receptive_field(field, (2, 2))
+    fig = rf.show_receptive_field(field, (2, 2))
     assert "10 input pixels" in fig.axes[0].get_title() and fig.axes[0].get_ylabel() == "row (pixels)"
     fig = plotting.bar_distribution(np.full(256, 1 / 256), true_value=3)
     assert fig.axes[0].get_ylabel() == "probability"
     with pytest.raises(ValueError, match=r"\(N, 1\|3, H, W\)"):
         plotting.image_grid(torch.rand(2, 2, 4, 4))
     with pytest.raises(ValueError, match="2-D"):
-        plotting.show_mask(np.ones((1, 3, 3)))
+        rf.show_mask(np.ones((1, 3, 3)))
 
 
 def test_sequence_support_of_a_cumulative_sum_is_lower_triangular():

@@ -72,14 +72,15 @@ def test_samples_are_binary_images(decoder):
     assert model.reconstruct(_binary(2)).shape == (2, 1, 28, 28)
 
 
-def test_training_fills_the_trace():
-    from arflow.recipes.vqvae import VAE_CONFIG, _build_vae, train_vae
+def test_training_logs_both_terms_of_the_elbo():
+    from arflow.train.recipes.vqvae import VAE_MODEL, VAE_TRAINING, build_vae, train_vae
 
-    config = {**VAE_CONFIG, **SMALL, "trace_len": 5}
-    model = _build_vae("factorized")(config)
-    train_vae(model, config, fast=True)  # 10 steps: two per row
-    assert model.trace[:, 0].tolist() == [2, 4, 6, 8, 10]
-    assert torch.all(model.trace[:, 1] > 0) and torch.all(model.trace[:, 2] > 0)
+    model = build_vae({**VAE_MODEL, **SMALL, "decoder": "factorized"})
+    history = train_vae(model, VAE_TRAINING, {}, fast=True)  # 10 steps
+    assert [step for step, _ in history.series["kl"]] == list(range(1, 11))
+    assert [step for step, _ in history.series["recon"]] == list(range(1, 11))
+    assert all(v > 0 for _, v in history.series["kl"]) and all(v > 0 for _, v in history.series["recon"])
+    assert "trace" not in model.state_dict()
 
 
 def test_bad_input_is_refused():

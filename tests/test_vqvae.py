@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from arflow.evaluate.autoencoders import code_histogram, reconstruction_mse
 from arflow.models.gated_pixelcnn import GatedPixelCNN
-from arflow.models.vqvae import VQVAE, code_histogram, reconstruction_mse, train_vqvae
+from arflow.models.vqvae import VQVAE
 from arflow.models.vqvae2 import VQVAE2, HierarchicalPrior, top_condition
+from arflow.train.recipes.vqvae import fit_vqvae
 
 
 @pytest.fixture(autouse=True)
@@ -53,10 +55,12 @@ def test_training_lowers_the_reconstruction_error_and_records_curves():
     x = torch.rand(32, 1, 28, 28).round()
     model = VQVAE(num_embeddings=8, embedding_dim=4, hidden=16, reseed_threshold=0.1)
     before = reconstruction_mse(model, x)
-    curves = train_vqvae(model, x, steps=30, batch_size=16, lr=3e-3, log_every=10, progress=False)
-    assert curves["step"] == [10, 20, 30]
-    assert set(curves) >= {"recon", "commitment", "perplexity", "used", "dead", "reseeded"}
-    assert all(1.0 <= p <= 8.0 for p in curves["perplexity"])
+    history = fit_vqvae(model, x, steps=30, batch_size=16, lr=3e-3, log_every=10, progress=False)
+    assert [step for step, _ in history.series["dead"]] == [10, 20, 30]
+    assert [step for step, _ in history.series["reseeded"]] == [10, 20, 30]
+    assert set(history.series) >= {"recon", "commitment", "perplexity", "used", "dead", "reseeded"}
+    assert len(history.series["recon"]) == 30
+    assert all(1.0 <= p <= 8.0 for _, p in history.series["perplexity"])
     assert reconstruction_mse(model, x) < before
     counts = code_histogram(model, x)
     assert counts.shape == (8,) and counts.sum().item() == 32 * 49

@@ -7,8 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from arflow.data.signals import melody, melody_dataset, mu_law_decode, mu_law_encode
+from arflow.data.windows import random_windows
 from arflow.models.wavenet import WaveNet
-from arflow.signals import melody, melody_dataset, mu_law_decode, mu_law_encode, random_windows
 
 torch.set_num_threads(1)
 

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from arflow.bench import median_seconds  # noqa: E402
+from arflow.bench import median_seconds
 
 
 def _wavenet_lines() -> list[str]:
     from arflow.models.wavenet import WaveNet
-    from arflow.recipes.convolutional import WAVENET_CONFIG, build_wavenet
+    from arflow.train.recipes.convolutional import WAVENET
 
     torch.manual_seed(0)
-    model = build_wavenet(WAVENET_CONFIG).eval()
+    model = WAVENET.build(WAVENET.model_config).eval()
     assert isinstance(model, WaveNet)
     n_steps, prime = 400, torch.randint(0, 256, (1, 1))
     u = torch.rand(1, n_steps, generator=torch.Generator().manual_seed(0))
@@ -30,12 +25,10 @@ def _wavenet_lines() -> list[str]:
 
 
 def _pixelcnn_lines() -> list[str]:
-    from arflow.models.gated_pixelcnn import GatedPixelCNN
-    from arflow.recipes.convolutional import PIXELCNN_CONFIG
+    from arflow.train.recipes.convolutional import GATED_PIXELCNN_COND
 
     torch.manual_seed(0)
-    c = PIXELCNN_CONFIG
-    model = GatedPixelCNN(256, c["channels"], c["n_layers"], c["kernel_size"], n_classes=10).eval()
+    model = GATED_PIXELCNN_COND.build(GATED_PIXELCNN_COND.model_config).eval()
     labels = torch.arange(4)
     lines = []
     for size in (14, 28):
@@ -54,7 +47,9 @@ def _pixelcnn_lines() -> list[str]:
 
 
 def _explorer_lines() -> list[str]:
-    from arflow.explorers import receptive_fields as rf
+    import matplotlib.pyplot as plt
+
+    from arflow.viz import receptive_fields as rf
 
     lines = []
     cases = [("causal stack (k=2, 6 layers, dilated)", lambda: rf.draw_causal_stack(2, 6, True, 40, 48)),

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 
 from arflow import data
+from arflow.data import digits
 
 
 def run() -> list[str]:
-    data._load_embedded.cache_clear()
+    digits._load_embedded.cache_clear()
     began = time.perf_counter()
     images, _ = data.mnist("train", source="embedded")
     data.mnist("test", source="embedded")

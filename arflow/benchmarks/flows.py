@@ -35,7 +35,7 @@ def run() -> list[str]:
     for c, p, q in zip(CHANNELS, plain, lu):
         lines.append(f"log|det W| + backward, c={c:4d}: plain {p * 1e6:9.1f} us, LU {q * 1e6:7.1f} us "
                      f"(plain / LU = {p / q:6.1f})")
-    from arflow.checkpoints import CHECKPOINT_DIR, load_checkpoint
+    from arflow.train.checkpoints import CHECKPOINT_DIR, load_checkpoint
 
     times = {}
     for name in ("realnvp_mnist", "glow_mnist"):

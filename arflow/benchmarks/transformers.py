@@ -59,7 +59,7 @@ def train_step_seconds(attention: str, batch: int = 16, repeat: int = 3, size: i
     tokens = torch.randint(0, 16, (batch, size, size))
 
     def step():
-        loss = model.bits_per_dim(tokens)
+        loss = model.nll_bits_per_dim(tokens)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

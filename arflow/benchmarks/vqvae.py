@@ -11,12 +11,12 @@ import torch
 from arflow.bench import median_seconds
 from arflow.models.gated_pixelcnn import GatedPixelCNN
 from arflow.models.vqvae import VQVAE
-from arflow.recipes.vqvae import PRIOR_CONFIG, VQVAE_CONFIG, build_prior, build_vqvae
+from arflow.train.recipes.vqvae import PRIOR, VQVAE_RECIPE
 
 
 def run(n: int = 8) -> list[str]:
     torch.manual_seed(0)
-    prior, vqvae = build_prior(PRIOR_CONFIG).eval(), build_vqvae(VQVAE_CONFIG).eval()
+    prior, vqvae = PRIOR.build(PRIOR.model_config).eval(), VQVAE_RECIPE.build(VQVAE_RECIPE.model_config).eval()
     pixel = GatedPixelCNN(256, 32, 5, 5).eval()
     assert isinstance(vqvae, VQVAE)
 

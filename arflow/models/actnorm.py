@@ -55,6 +55,7 @@ class ActNorm(nn.Module):
         pixels = x[0, 0].numel()  # H * W (1 for vectors)
         return y, (pixels * self.log_scale.sum()).expand(x.shape[0])
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+    def inverse(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self._check(y)
-        return (y - self._view(self.bias, y)) * torch.exp(-self._view(self.log_scale, y))
+        x = (y - self._view(self.bias, y)) * torch.exp(-self._view(self.log_scale, y))
+        return x, (-y[0, 0].numel() * self.log_scale.sum()).expand(y.shape[0])

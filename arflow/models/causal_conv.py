@@ -11,6 +11,8 @@ from a queue of the last (k - 1) d + 1 inputs (Fast WaveNet, Paine et al., 2016)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -49,3 +51,8 @@ class CausalConv1d(nn.Module):
     def queue_from(self, x: torch.Tensor) -> torch.Tensor:
         """The queue after reading a whole input x (B, C_in, T): its last (k-1)d + 1 steps, zero-padded."""
         return F.pad(x, (self.left, 0))[:, :, -(self.left + 1):]
+
+
+def receptive_field_size(kernel_size: int, dilations: Sequence[int]) -> int:
+    """Inputs one output of a causal stack sees: 1 + (k - 1) * sum of dilations (if the input is long enough)."""
+    return 1 + (kernel_size - 1) * sum(dilations)

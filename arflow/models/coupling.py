@@ -126,7 +126,8 @@ class Coupling(nn.Module):
             raise ValueError(f"mask of shape {mshape} does not fit inputs of shape (B, *{shape}); expected a "
                              f"mask with {len(shape)} dimensions, each equal to the input's or 1")
 
-    def _scale_shift(self, kept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def scale_shift(self, kept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The log-scale s and the shift t (each shaped like ``kept``) computed from the kept part."""
         out = self.net(kept)
         channels = kept.shape[1]
         if out.shape[1] != 2 * channels:
@@ -141,13 +142,13 @@ class Coupling(nn.Module):
         """x (B, *shape) -> y (B, *shape), log|det dy/dx| (B,)."""
         self._check(x)
         kept = x * self.mask
-        s, t = self._scale_shift(kept)
+        s, t = self.scale_shift(kept)
         y = kept + (1 - self.mask) * (x * torch.exp(s) + t)
         return y, s.flatten(1).sum(1)
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        """y (B, *shape) -> x (B, *shape)."""
+    def inverse(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """y (B, *shape) -> x (B, *shape) and log|det dx/dy| (B,) = -sum of s."""
         self._check(y)
         kept = y * self.mask
-        s, t = self._scale_shift(kept)
-        return kept + (1 - self.mask) * (y - t) * torch.exp(-s)
+        s, t = self.scale_shift(kept)
+        return kept + (1 - self.mask) * (y - t) * torch.exp(-s), -s.flatten(1).sum(1)

@@ -20,6 +20,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from arflow.models.attention import Block, causal_mask
+from arflow.models.sampling import check_temperature, draw_categorical
+from arflow.models.token_transformer import TokenTransformer
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 PHRASINGS = ("a handwritten {word}", "the digit {digit}", "number {word}", "{word}")
@@ -74,7 +76,7 @@ def caption_dataset(labels, phrasings: torch.Tensor | None = None, text_len: int
     return tok.encode_batch([make_caption(y, p) for y, p in zip(labels.tolist(), phrasings.tolist())])
 
 
-class MiniDalle(nn.Module):
+class MiniDalle(TokenTransformer):
     """One decoder-only transformer over [text tokens (text_len)] + [image tokens (grid * grid)].
 
     ``forward(text, image)``: text (B, text_len), image (B, grid, grid) longs -> (text_logits
@@ -94,8 +96,7 @@ class MiniDalle(nn.Module):
         self.col_emb = nn.Parameter(torch.randn(1, grid, d_model) * 0.02)
         # The last image token is never an input (nothing follows it): context seq_len - 1.
         mask = causal_mask(self.seq_len - 1)
-        self.blocks = nn.ModuleList(Block(d_model, n_heads, mask) for _ in range(n_layers))
-        self.ln_f = nn.LayerNorm(d_model)
+        self.build_trunk((Block(d_model, n_heads, mask) for _ in range(n_layers)), d_model)
         self.text_head = nn.Linear(d_model, text_vocab)
         self.image_head = nn.Linear(d_model, image_vocab)
 
@@ -119,10 +120,9 @@ class MiniDalle(nn.Module):
         im = self.image_emb(image.flatten(1)) + pos[: image.shape[1] * image.shape[2]]
         return torch.cat([t, im], dim=1)[:, : self.seq_len - 1]
 
-    def forward_embeddings(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        for block in self.blocks:
-            h = block(h)
-        h = self.ln_f(h)
+    def read_out(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalized features (B, seq_len - 1, C) -> logits of text tokens 2..text_len
+        (B, text_len - 1, text_vocab) and of the image tokens (B, g * g, image_vocab)."""
         L = self.text_len
         return self.text_head(h[:, : L - 1]), self.image_head(h[:, L - 1:])
 
@@ -141,19 +141,14 @@ class MiniDalle(nn.Module):
     def sample_image_tokens(self, text: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
                             generator: torch.Generator | None = None) -> torch.Tensor:
         """Image tokens (B, grid, grid) drawn one at a time given captions ``text`` (B, text_len)."""
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        check_temperature(temperature)
         B, g = text.shape[0], self.grid
         image = torch.zeros(B, g, g, dtype=torch.long, device=text.device)
         for i in range(g * g):
             r, c = divmod(i, g)
             _, logits = self(text, image)
-            logits = logits[:, i] / temperature  # later image positions are zeros and unseen (causal)
-            if top_k is not None:
-                kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            probs = F.softmax(logits, dim=-1).cpu()
-            image[:, r, c] = torch.multinomial(probs, 1, generator=generator)[:, 0].to(text.device)
+            # later image positions are zeros and unseen (causal)
+            image[:, r, c] = draw_categorical(logits[:, i], temperature, top_k, generator)
         return image
 
     def images_from_captions(self, captions: list[str], dvae, n_per_caption: int = 8, temperature: float = 1.0,

@@ -21,6 +21,8 @@ import math
 import torch
 from torch import nn
 
+from arflow.units import bits_per_dim
+
 LOG_256 = math.log(256.0)
 
 
@@ -33,9 +35,10 @@ def dequantize(x: torch.Tensor, generator: torch.Generator | None = None) -> tor
     return (k + u) / 256
 
 
-def bits_per_dim(log_prob: torch.Tensor, n_dims: int) -> torch.Tensor:
-    """Continuous log-density (nats) of dequantized v = (k + u)/256 -> discrete bits/dim (upper bound)."""
-    return (-log_prob + n_dims * LOG_256) / (n_dims * math.log(2.0))
+def discrete_bits_per_dim(log_prob: torch.Tensor, n_dims: int) -> torch.Tensor:
+    """Continuous log-density (nats) of dequantized v = (k + u)/256, shape (B,) -> bits/dim of the
+    discrete images k in 0..255 (an upper bound): the density is rescaled from [0, 1) to [0, 256)."""
+    return bits_per_dim(-log_prob + n_dims * LOG_256, n_dims)
 
 
 class LogitTransform(nn.Module):
@@ -54,5 +57,7 @@ class LogitTransform(nn.Module):
         logdet = math.log(1 - 2 * self.alpha) - torch.log(p) - torch.log1p(-p)
         return y, logdet.flatten(1).sum(1)
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        return (torch.sigmoid(y) - self.alpha) / (1 - 2 * self.alpha)
+    def inverse(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        v = (torch.sigmoid(y) - self.alpha) / (1 - 2 * self.alpha)
+        _, logdet = self(v)
+        return v, -logdet

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from arflow.models.sampling import inverse_cdf
+
 INPUTS = ("intensity", "index")
 
 
@@ -218,17 +220,12 @@ class GatedPixelCNN(nn.Module):
             self.train(was_training)
         return self._from_index(k)
 
-    def _draw(self, logits: torch.Tensor, u: torch.Tensor, temperature: float) -> torch.Tensor:
-        """Inverse-CDF sampling: logits (n, K), uniforms (n,) -> indices (n,)."""
-        cdf = torch.softmax(logits.double() / temperature, dim=-1).cumsum(-1)
-        return torch.searchsorted(cdf, u[:, None].contiguous()).clamp_max(self.n_values - 1)[:, 0]
-
     def _sample_naive(self, k, labels, cond, uniforms, temperature, start):
         H, W = k.shape[-2:]
         for pos in range(start, H * W):
             i, j = divmod(pos, W)
             logits = self(self._from_index(k), labels, cond)[:, :, i, j]
-            k[:, i, j] = self._draw(logits, uniforms[:, i, j], temperature)
+            k[:, i, j] = inverse_cdf(logits, uniforms[:, i, j], temperature)
         return k
 
     def field_reach(self) -> int:
@@ -260,5 +257,5 @@ class GatedPixelCNN(nn.Module):
                     bh = bh if isinstance(bh, float) or bh.shape[-1] == 1 else bh[..., left:j + 1]
                     h = layer.horizontal(h, v_pre[..., left:j + 1], bh)
                 logits = self.head(h[..., -1:])[:, :, 0, 0]
-                k[:, i, j] = self._draw(logits, uniforms[:, i, j], temperature)
+                k[:, i, j] = inverse_cdf(logits, uniforms[:, i, j], temperature)
         return k

@@ -20,8 +20,7 @@ from arflow.models.actnorm import ActNorm
 from arflow.models.coupling import Coupling, CouplingConvNet, channel_mask
 from arflow.models.dequantize import LogitTransform
 from arflow.models.invconv import InvConv1x1, InvConv1x1LU
-from arflow.models.multiscale import MultiScaleFlow
-from arflow.models.split import Split
+from arflow.models.multiscale import FACTOR_OUT, MultiScaleFlow
 from arflow.models.squeeze import Squeeze
 
 
@@ -49,6 +48,6 @@ class Glow(MultiScaleFlow):
             for _ in range(n_steps):
                 layers += flow_step(c, hidden, lu)
             if level < n_levels - 1:
-                layers.append(Split())
+                layers.append(FACTOR_OUT)
                 c //= 2
         super().__init__(layers, input_shape)

@@ -12,10 +12,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from arflow.models.attention import Block, causal_mask, run_blocks
+from arflow.models.attention import Block, causal_mask
+from arflow.models.sampling import check_temperature, draw_categorical
+from arflow.models.token_transformer import TokenTransformer
 
 
-class GPT(nn.Module):
+class GPT(TokenTransformer):
     """Decoder-only transformer.
 
     Args:
@@ -35,8 +37,7 @@ class GPT(nn.Module):
         self.tok_emb = nn.Embedding(vocab_size, d_model)
         self.pos_emb = nn.Parameter(torch.zeros(1, block_size, d_model))
         mask = causal_mask(block_size)
-        self.blocks = nn.ModuleList(Block(d_model, n_heads, mask, dropout=dropout) for _ in range(n_layers))
-        self.ln_f = nn.LayerNorm(d_model)
+        self.build_trunk((Block(d_model, n_heads, mask, dropout=dropout) for _ in range(n_layers)), d_model)
         self.head = nn.Linear(d_model, vocab_size, bias=False)
         self.head.weight = self.tok_emb.weight  # weight tying
         self.apply(self._init)
@@ -68,11 +69,9 @@ class GPT(nn.Module):
         self.check_tokens(idx)
         return self.tok_emb(idx) + self.pos_emb[:, : idx.shape[1]]
 
-    def forward_embeddings(self, h: torch.Tensor, return_attention: bool = False):
-        """(B, T, C) embeddings -> logits (B, T, V) (and the attention weights of every layer)."""
-        h, maps = run_blocks(self.blocks, h, return_attention)
-        logits = self.head(self.ln_f(h))
-        return (logits, maps) if return_attention else logits
+    def read_out(self, h: torch.Tensor) -> torch.Tensor:
+        """Normalized features (B, T, C) -> logits (B, T, V) of the next token."""
+        return self.head(h)
 
     def forward(self, idx: torch.Tensor, return_attention: bool = False):
         return self.forward_embeddings(self.embed(idx), return_attention)
@@ -90,17 +89,12 @@ class GPT(nn.Module):
         Each step feeds the last ``block_size`` tokens, takes the logits of the last position,
         divides them by ``temperature`` (< 1 sharper, > 1 flatter) and samples.
         """
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        check_temperature(temperature)
         if prompt.ndim != 2 or prompt.shape[1] < 1:
             raise ValueError(f"prompt must have shape (B, T0) with T0 >= 1, got {tuple(prompt.shape)}")
         idx = prompt.to(self.pos_emb.device)
         for _ in range(n_new):
-            logits = self(idx[:, -self.block_size:])[:, -1] / temperature
-            if top_k is not None:
-                kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            probs = F.softmax(logits, dim=-1)
-            nxt = torch.multinomial(probs.cpu(), 1, generator=generator).to(idx.device)
-            idx = torch.cat([idx, nxt], dim=1)
+            logits = self(idx[:, -self.block_size:])[:, -1]
+            nxt = draw_categorical(logits, temperature, top_k, generator)
+            idx = torch.cat([idx, nxt[:, None]], dim=1)
         return idx

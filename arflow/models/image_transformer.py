@@ -22,9 +22,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from arflow.models.attention import Block, run_blocks
+from arflow.models.attention import Block
+from arflow.models.sampling import check_temperature, draw_categorical
 from arflow.models.sparse_attention import PATTERNS, StridedSelfAttention, default_stride, pattern_masks
-from arflow.utils import LN2
+from arflow.models.token_transformer import TokenTransformer
+from arflow.units import nats_to_bits
 
 
 def prepare_images(images, size: int = 14, levels: int = 16) -> torch.Tensor:
@@ -50,7 +52,7 @@ def tokens_to_images(tokens: torch.Tensor, levels: int) -> torch.Tensor:
     return (tokens.float() / (levels - 1))[:, None]
 
 
-class ImageTransformer(nn.Module):
+class ImageTransformer(TokenTransformer):
     """Autoregressive transformer over the pixels of an image.
 
     Args:
@@ -84,8 +86,7 @@ class ImageTransformer(nn.Module):
             fast = attention == "strided" and fast_kernel
             attn = StridedSelfAttention(d_model, n_heads, n, self.stride) if fast else None
             blocks.append(Block(d_model, n_heads, masks, attention=attn))
-        self.blocks = nn.ModuleList(blocks)
-        self.ln_f = nn.LayerNorm(d_model)
+        self.build_trunk(blocks, d_model)
         self.head = nn.Linear(d_model, levels)
 
     def check_tokens(self, tokens: torch.Tensor) -> None:
@@ -106,32 +107,28 @@ class ImageTransformer(nn.Module):
         shifted = torch.cat([self.start.expand(B, 1, -1), seq[:, :-1]], dim=1)
         return shifted + (self.row_emb + self.col_emb).flatten(0, 1)
 
-    def forward_embeddings(self, h: torch.Tensor, return_attention: bool = False):
-        """(B, n, C) -> logits (B, n, K) (and the attention weights of every layer)."""
-        h, maps = run_blocks(self.blocks, h, return_attention)
-        logits = self.head(self.ln_f(h))
-        return (logits, maps) if return_attention else logits
+    def read_out(self, h: torch.Tensor) -> torch.Tensor:
+        """Normalized features (B, n, C) -> logits (B, n, K) of each pixel."""
+        return self.head(h)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         logits = self.forward_embeddings(self.embed(tokens))
         H, W = self.image_size
         return logits.transpose(1, 2).reshape(-1, self.levels, H, W)
 
-    def bits_per_dim(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Mean negative log-likelihood in bits per pixel of tokens (B, H, W)."""
-        return F.cross_entropy(self(tokens), tokens) / LN2
+    def nll_bits_per_dim(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Mean negative log-likelihood of tokens (B, H, W) in bits per pixel (a scalar)."""
+        return nats_to_bits(F.cross_entropy(self(tokens), tokens))
 
     @torch.no_grad()
     def sample(self, n_samples: int, temperature: float = 1.0, generator: torch.Generator | None = None,
                device: str | torch.device = "cpu") -> torch.Tensor:
         """Ancestral sampling in raster order: n forward passes. Returns tokens (n_samples, H, W)."""
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        check_temperature(temperature)
         H, W = self.image_size
         tokens = torch.zeros(n_samples, H, W, dtype=torch.long, device=device)
         for i in range(self.n):
             r, c = divmod(i, W)
-            logits = self(tokens)[:, :, r, c] / temperature  # pixels >= i are ignored (causal)
-            probs = F.softmax(logits, dim=-1).cpu()
-            tokens[:, r, c] = torch.multinomial(probs, 1, generator=generator)[:, 0].to(device)
+            logits = self(tokens)[:, :, r, c]  # pixels >= i are ignored (causal)
+            tokens[:, r, c] = draw_categorical(logits, temperature, generator=generator)
         return tokens

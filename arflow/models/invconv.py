@@ -40,26 +40,25 @@ def _check_weight(weight: torch.Tensor) -> torch.Tensor:
     return weight
 
 
-class InvConv1x1(nn.Module):
-    """Plain parameterisation: W is the parameter. Inputs (B, c, H, W)."""
+class InvertibleConv1x1(nn.Module):
+    """A 1x1 convolution y = W x at every pixel, inputs (B, c, H, W); subclasses parameterise W
+    (``matrix()``) and compute log|det W| (``log_abs_det()``)."""
 
-    def __init__(self, channels: int, generator: torch.Generator | None = None):
+    def __init__(self, channels: int):
         super().__init__()
         self.channels = channels
-        self.weight = nn.Parameter(random_rotation(channels, generator))
-
-    @classmethod
-    def from_weight(cls, weight: torch.Tensor) -> InvConv1x1:
-        weight = _check_weight(weight)
-        layer = cls(weight.shape[0])
-        layer.weight = nn.Parameter(weight.detach().clone())  # keeps W's dtype (float64 in tests)
-        return layer
 
     def matrix(self) -> torch.Tensor:
-        return self.weight
+        raise NotImplementedError
 
     def log_abs_det(self) -> torch.Tensor:
-        return torch.linalg.slogdet(self.weight)[1]
+        raise NotImplementedError
+
+    @classmethod
+    def from_weight(cls, weight: torch.Tensor):
+        """A layer whose matrix is ``weight`` (c, c), invertible; its dtype is kept (float64 in tests)."""
+        weight = _check_weight(weight)
+        return cls(weight.shape[0], weight=weight)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         _check_images(x, self.channels)
@@ -67,48 +66,57 @@ class InvConv1x1(nn.Module):
         y = F.conv2d(x, w.view(self.channels, self.channels, 1, 1))
         return y, (x.shape[2] * x.shape[3] * self.log_abs_det()).expand(x.shape[0])
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+    def inverse(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         _check_images(y, self.channels)
         w_inv = torch.linalg.inv(self.matrix())
-        return F.conv2d(y, w_inv.view(self.channels, self.channels, 1, 1))
+        x = F.conv2d(y, w_inv.view(self.channels, self.channels, 1, 1))
+        return x, (-y.shape[2] * y.shape[3] * self.log_abs_det()).expand(y.shape[0])
 
 
-class InvConv1x1LU(InvConv1x1):
-    """LU parameterisation W = P L (U + diag(s)); same interface as :class:`InvConv1x1`."""
+class InvConv1x1(InvertibleConv1x1):
+    """Plain parameterisation: W is the parameter (a random rotation, or ``weight``)."""
 
-    def __init__(self, channels: int, generator: torch.Generator | None = None):
-        nn.Module.__init__(self)
-        self.channels = channels
-        self._set_from(random_rotation(channels, generator))
+    def __init__(self, channels: int, generator: torch.Generator | None = None, weight: torch.Tensor | None = None):
+        super().__init__(channels)
+        start = random_rotation(channels, generator) if weight is None else weight.detach().clone()
+        self.weight = nn.Parameter(start)
 
-    def _set_from(self, weight: torch.Tensor) -> None:
-        p, lower, upper = torch.linalg.lu(weight.detach())
+    def matrix(self) -> torch.Tensor:
+        return self.weight
+
+    def log_abs_det(self) -> torch.Tensor:
+        return torch.linalg.slogdet(self.weight)[1]
+
+
+class InvConv1x1LU(InvertibleConv1x1):
+    """LU parameterisation W = P L (U + diag(s)) (a random rotation, or ``weight``, factorised);
+    log|det W| = sum log|s|, in O(c) instead of O(c^3)."""
+
+    def __init__(self, channels: int, generator: torch.Generator | None = None, weight: torch.Tensor | None = None):
+        super().__init__(channels)
+        start = random_rotation(channels, generator) if weight is None else weight
+        p, lower, upper = torch.linalg.lu(start.detach())
         s = torch.diagonal(upper)
-        c, dtype = self.channels, weight.dtype
+        dtype = start.dtype
         self.register_buffer("perm", p)
         self.register_buffer("sign_s", torch.sign(s))
-        self.register_buffer("lower_mask", torch.tril(torch.ones(c, c, dtype=dtype), -1))
-        self.register_buffer("eye", torch.eye(c, dtype=dtype))
+        self.register_buffer("lower_mask", torch.tril(torch.ones(channels, channels, dtype=dtype), -1))
+        self.register_buffer("eye", torch.eye(channels, dtype=dtype))
         self.lower = nn.Parameter(lower * self.lower_mask)
         self.upper = nn.Parameter(torch.triu(upper, 1))
         self.log_s = nn.Parameter(torch.log(torch.abs(s)))
 
-    @classmethod
-    def from_weight(cls, weight: torch.Tensor) -> InvConv1x1LU:
-        weight = _check_weight(weight)
-        layer = cls(weight.shape[0])
-        for name in ("perm", "sign_s", "lower_mask", "eye"):
-            delattr(layer, name)
-        for name in ("lower", "upper", "log_s"):
-            delattr(layer, name)
-        layer._set_from(weight)
-        return layer
-
-    def matrix(self) -> torch.Tensor:
+    def factors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(P, L, U + diag(s)), each (c, c): the permutation, the unit lower triangular factor and
+        the upper triangular one, with W = P L (U + diag(s))."""
         # The masks keep L unit lower triangular and U strictly upper triangular whatever the optimiser does.
         lower = self.lower * self.lower_mask + self.eye
         upper = self.upper * self.lower_mask.T + torch.diag(self.sign_s * torch.exp(self.log_s))
-        return self.perm @ lower @ upper
+        return self.perm, lower, upper
+
+    def matrix(self) -> torch.Tensor:
+        perm, lower, upper = self.factors()
+        return perm @ lower @ upper
 
     def log_abs_det(self) -> torch.Tensor:
         return self.log_s.sum()

@@ -1,7 +1,8 @@
 """The multi-scale flow container that RealNVP and Glow share.
 
-A :class:`MultiScaleFlow` is a list of flow layers (``forward(x) -> (y, logdet)``,
-``inverse(y) -> x``) and :class:`~arflow.models.split.Split` layers. Running it on x (B, C, H, W)
+A :class:`MultiScaleFlow` is a stack of flow layers (the interface of :mod:`arflow.models.flow`:
+``forward(x) -> (y, logdet)``, ``inverse(y) -> (x, logdet)``), :class:`~arflow.models.split.Split`
+among them. Running it on x (B, C, H, W)
 gives the latent ``zs``: one tensor per split (the factored-out halves) and the final output,
 all modelled as independent N(0, I) variables, and the summed log-determinant::
 
@@ -17,9 +18,9 @@ import math
 import torch
 from torch import nn
 
-from arflow.models.dequantize import bits_per_dim, dequantize
-from arflow.models.split import Split
-from arflow.models.squeeze import Squeeze
+from arflow.models.dequantize import dequantize, discrete_bits_per_dim
+from arflow.models.flow import FlowSequence, run_flow
+from arflow.models.split import Split, output_shape
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -29,32 +30,53 @@ def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
     return (-0.5 * (z ** 2 + LOG_2PI)).flatten(1).sum(1)
 
 
-class MultiScaleFlow(nn.Module):
-    """Args: layers (flow layers and Split layers, in the x -> z direction); input_shape (C, H, W)."""
+FACTOR_OUT = "factor out"  # marks, in a flat list of layers, where half of the channels leave the flow
 
-    def __init__(self, layers: list[nn.Module], input_shape: tuple[int, int, int]):
+
+def nest_splits(layers: list, input_shape: tuple[int, int, int]) -> list[nn.Module]:
+    """A flat list of flow layers with :data:`FACTOR_OUT` marks -> the layers up to the first mark,
+    then a :class:`~arflow.models.split.Split` whose ``rest`` holds everything after it (nested the same way)."""
+    if FACTOR_OUT not in layers:
+        return list(layers)
+    k = layers.index(FACTOR_OUT)
+    before = layers[:k]
+    shape = output_shape(FlowSequence(before), tuple(input_shape))
+    rest_shape = (shape[0] // 2, *shape[1:])
+    rest = FlowSequence(nest_splits(layers[k + 1:], rest_shape))
+    return [*before, Split(rest, shape)]
+
+
+class MultiScaleFlow(nn.Module):
+    """Args: layers (flow layers and :data:`FACTOR_OUT` marks, in the x -> z direction); input_shape (C, H, W).
+
+    The layers run in one loop (:func:`~arflow.models.flow.run_flow`) both ways: each mark becomes a
+    :class:`~arflow.models.split.Split` whose ``rest`` is the flow after it, so the output of the
+    loop is one flat latent vector [z_1, z_2, ..., z_final] (B, D) per example.
+    """
+
+    def __init__(self, layers: list, input_shape: tuple[int, int, int]):
         super().__init__()
-        self.layers = nn.ModuleList(layers)
         self.input_shape = tuple(input_shape)
+        self.layers = nn.ModuleList(nest_splits(list(layers), self.input_shape))
         self.n_dims = math.prod(self.input_shape)
         self.z_shapes = self._trace_shapes()[1]
 
     def _trace_shapes(self) -> tuple[list[tuple[str, tuple]], list[tuple]]:
         """Shapes after every layer (without running it) and the shapes of the latent pieces."""
-        c, h, w = self.input_shape
-        trace, z_shapes = [("input x", (c, h, w))], []
-        for layer in self.layers:
-            if isinstance(layer, Squeeze):
-                if h % 2 or w % 2:
-                    raise ValueError(f"cannot squeeze a {h}x{w} tensor (odd size); change input_shape")
-                c, h, w = 4 * c, h // 2, w // 2
-            elif isinstance(layer, Split):
-                if c % 2:
-                    raise ValueError(f"cannot split {c} channels (odd)")
-                c //= 2
-                z_shapes.append((c, h, w))
-            trace.append((getattr(layer, "label", type(layer).__name__), (c, h, w)))
-        z_shapes.append((c, h, w))
+        trace, z_shapes = [("input x", self.input_shape)], []
+
+        def walk(layers, shape):
+            for layer in layers:
+                if isinstance(layer, Split):
+                    trace.append(("Split", layer.z_shape))
+                    z_shapes.append(layer.z_shape)
+                    shape = walk(layer.rest.layers, layer.z_shape)
+                else:
+                    shape = output_shape(layer, shape)
+                    trace.append((getattr(layer, "label", type(layer).__name__), shape))
+            return shape
+
+        z_shapes.append(walk(self.layers, self.input_shape))
         return trace, z_shapes
 
     def describe(self) -> list[tuple[str, tuple[int, int, int]]]:
@@ -66,31 +88,17 @@ class MultiScaleFlow(nn.Module):
             raise ValueError(f"expected images (B, *{self.input_shape}), got shape {tuple(x.shape)}")
 
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """x (B, C, H, W) -> (zs, logdet (B,))."""
+        """x (B, C, H, W) -> (zs: the latent pieces, one per split and the final one; logdet (B,))."""
         self._check(x)
-        zs, logdet, h = [], x.new_zeros(x.shape[0]), x
-        for layer in self.layers:
-            if isinstance(layer, Split):
-                h, z = layer(h)
-                zs.append(z)
-            else:
-                h, ld = layer(h)
-                logdet = logdet + ld
-        zs.append(h)
-        return zs, logdet
+        z, logdet = run_flow(self.layers, x)
+        return self.unflatten(z.flatten(1)), logdet
 
-    def inverse(self, zs: list[torch.Tensor]) -> torch.Tensor:
-        """zs (as returned by forward) -> x (B, C, H, W)."""
+    def inverse(self, zs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """zs (as returned by forward) -> (x (B, C, H, W), log|det dx/dz| (B,))."""
         if len(zs) != len(self.z_shapes):
             raise ValueError(f"expected {len(self.z_shapes)} latent pieces, got {len(zs)}")
-        h, i = zs[-1], len(zs) - 2
-        for layer in reversed(self.layers):
-            if isinstance(layer, Split):
-                h = layer.inverse(h, zs[i])
-                i -= 1
-            else:
-                h = layer.inverse(h)
-        return h
+        top = output_shape(FlowSequence(self.layers), self.input_shape)
+        return run_flow(self.layers, self.flatten(zs).reshape(-1, *top), inverse=True)
 
     def flatten(self, zs: list[torch.Tensor]) -> torch.Tensor:
         return torch.cat([z.flatten(1) for z in zs], dim=1)
@@ -107,7 +115,7 @@ class MultiScaleFlow(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """flat z (B, D) -> x."""
-        return self.inverse(self.unflatten(z))
+        return self.inverse(self.unflatten(z))[0]
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log p(x) in nats (B,), x continuous in [0, 1] (already dequantized)."""
@@ -116,7 +124,7 @@ class MultiScaleFlow(nn.Module):
 
     def nll_bits_per_dim(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Images k/255 (B, C, H, W) -> bits/dim per example (B,), dequantized with fresh noise."""
-        return bits_per_dim(self.log_prob(dequantize(x, generator)), self.n_dims)
+        return discrete_bits_per_dim(self.log_prob(dequantize(x, generator)), self.n_dims)
 
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0,

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from arflow.models.coupling import Coupling, CouplingConvNet, channel_mask, checkerboard_mask
 from arflow.models.dequantize import LogitTransform
-from arflow.models.multiscale import MultiScaleFlow
-from arflow.models.split import Split
+from arflow.models.multiscale import FACTOR_OUT, MultiScaleFlow
 from arflow.models.squeeze import Squeeze
 
 
@@ -42,7 +41,7 @@ class RealNVP(MultiScaleFlow):
             c, h, w = 4 * c, h // 2, w // 2
             layers += [Coupling(channel_mask(c, k % 2), CouplingConvNet(c, hidden), affine)
                        for k in range(n_couplings)]
-            layers.append(Split())
+            layers.append(FACTOR_OUT)
             c //= 2
         layers += [Coupling(checkerboard_mask(h, w, k % 2), CouplingConvNet(c, hidden), affine)
                    for k in range(n_couplings + 1)]

@@ -37,8 +37,14 @@ def unsqueeze(y: torch.Tensor) -> torch.Tensor:
 class Squeeze(nn.Module):
     """:func:`squeeze` as a flow layer: ``forward(x) -> (y, logdet = 0)``, ``inverse(y) -> x``."""
 
+    def output_shape(self, shape: tuple[int, int, int]) -> tuple[int, int, int]:
+        c, h, w = shape
+        if h % 2 or w % 2:
+            raise ValueError(f"cannot squeeze a {h}x{w} tensor (odd size); change input_shape")
+        return 4 * c, h // 2, w // 2
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return squeeze(x), x.new_zeros(x.shape[0])
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        return unsqueeze(y)
+    def inverse(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return unsqueeze(y), y.new_zeros(y.shape[0])

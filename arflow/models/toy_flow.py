@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from arflow.models.coupling import Coupling, CouplingMLP, vector_mask
+from arflow.models.flow import run_flow
 from arflow.models.multiscale import standard_normal_log_prob
 
 
@@ -29,27 +30,19 @@ class ToyFlow(nn.Module):
             raise ValueError(f"expected points (B, {self.dim}), got shape {tuple(x.shape)}")
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Points x (B, D) -> (z (B, D), log|det dz/dx| (B,))."""
         self._check(x)
-        logdet = x.new_zeros(x.shape[0])
-        for layer in self.layers:
-            x, ld = layer(x)
-            logdet = logdet + ld
-        return x, logdet
+        return run_flow(self.layers, x)
 
-    def inverse(self, z: torch.Tensor) -> torch.Tensor:
+    def inverse(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z (B, D) -> (x (B, D), log|det dx/dz| (B,)): the same loop, backwards."""
         self._check(z)
-        for layer in reversed(self.layers):
-            z = layer.inverse(z)
-        return z
+        return run_flow(self.layers, z, inverse=True)
 
-    def intermediate(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """[x, h_1, ..., h_K = z]: the points after every layer (x -> z direction)."""
+    def intermediate(self, x: torch.Tensor, inverse: bool = False) -> list[torch.Tensor]:
+        """The points after every layer: [x, h_1, ..., h_K = z]; with ``inverse``, from z back to x."""
         self._check(x)
-        out = [x]
-        for layer in self.layers:
-            x, _ = layer(x)
-            out.append(x)
-        return out
+        return run_flow(self.layers, x, inverse=inverse, keep=True)[2]
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log p(x) in nats, (B,)."""
@@ -59,4 +52,4 @@ class ToyFlow(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         z = torch.randn(n, self.dim, generator=generator).to(next(self.parameters()).device)
-        return self.inverse(z)
+        return self.inverse(z)[0]

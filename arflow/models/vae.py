@@ -12,7 +12,7 @@ they differ only in the decoder p(x | z):
 
 Loss: the negative ELBO per image in nats, ``recon + kl`` with
 ``recon = -E_q log p(x | z)`` (one sample of z) and ``kl = KL(q(z | x) || N(0, I))`` (analytic).
-Each model keeps a small training trace (buffer ``trace``: step, KL, recon) that the lecture plots.
+Training logs both terms (``kl``, ``recon``) into its history, which the lecture plots.
 """
 
 from __future__ import annotations
@@ -41,12 +41,10 @@ class VAE(nn.Module):
         hidden: channels of the encoder (and of the factorized decoder).
         cond_channels, pixelcnn_channels, pixelcnn_layers: the PixelCNN decoder's conditioning map
             (z -> (B, cond_channels, 28, 28)) and size.
-        trace_len: rows of the training trace buffer.
     """
 
     def __init__(self, latent_dim: int = 16, decoder: str = "factorized", hidden: int = 32,
-                 cond_channels: int = 8, pixelcnn_channels: int = 32, pixelcnn_layers: int = 5,
-                 trace_len: int = 50):
+                 cond_channels: int = 8, pixelcnn_channels: int = 32, pixelcnn_layers: int = 5):
         super().__init__()
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
@@ -67,7 +65,6 @@ class VAE(nn.Module):
                                           nn.Upsample(scale_factor=4, mode="nearest"))
             self.pixelcnn = GatedPixelCNN(2, pixelcnn_channels, pixelcnn_layers, 5, input="intensity",
                                           cond_channels=cond_channels)
-        self.register_buffer("trace", torch.zeros(trace_len, 3))  # (step, KL nats, recon nats) rows
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, 1, 28, 28) of 0/1 -> mu, logvar (B, L)."""

@@ -134,7 +134,7 @@ class VectorQuantizer(nn.Module):
         quantized_st = flat + (quantized - flat).detach()
         if self.training:
             with torch.no_grad():
-                self._update(flat.detach(), encodings)
+                self.update_codebook(flat.detach(), encodings)
                 self._track_usage_and_reseed(flat.detach(), encodings)
         return {
             "quantize": self._unflatten(quantized_st, index_shape),
@@ -150,7 +150,7 @@ class VectorQuantizer(nn.Module):
         # ||sg[f(x)] - z_k||^2: moves each used code towards the encoder outputs assigned to it.
         return F.mse_loss(quantized, flat.detach())
 
-    def _update(self, flat: torch.Tensor, encodings: torch.Tensor) -> None:
+    def update_codebook(self, flat: torch.Tensor, encodings: torch.Tensor) -> None:
         """Gradient-free codebook update after each training batch (none here: the optimizer does it)."""
 
     def _track_usage_and_reseed(self, flat: torch.Tensor, encodings: torch.Tensor) -> None:
@@ -206,7 +206,7 @@ class VectorQuantizerEMA(VectorQuantizer):
     def _codebook_loss(self, flat: torch.Tensor, quantized: torch.Tensor) -> torch.Tensor:
         return flat.new_zeros(())
 
-    def _update(self, flat: torch.Tensor, encodings: torch.Tensor) -> None:
+    def update_codebook(self, flat: torch.Tensor, encodings: torch.Tensor) -> None:
         gamma = self.decay
         self.cluster_size.mul_(gamma).add_(encodings.sum(0), alpha=1 - gamma)
         self.embed_sum.mul_(gamma).add_(encodings.t() @ flat, alpha=1 - gamma)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from arflow.models.vector_quantizer import VectorQuantizer, VectorQuantizerEMA
 
@@ -117,68 +116,3 @@ class VQVAE(nn.Module):
         if indices.ndim != 3:
             raise ValueError(f"indices must have shape (B, H, W), got {tuple(indices.shape)}")
         return self.decoder(self.quantizer.lookup(indices)).clamp(0, 1)
-
-
-def train_vqvae(model: VQVAE, x: torch.Tensor, steps: int, batch_size: int = 64, lr: float = 2e-3,
-                log_every: int = 10, seed: int = 0, progress: bool = True, desc: str = "VQ-VAE") -> dict:
-    """Train ``model`` on images ``x`` (N, 1, 28, 28) with Adam and return its curves.
-
-    The curves are lists over logged steps (every ``log_every``), each value the mean over the
-    steps since the previous log: ``step``, ``recon`` (MSE per pixel), ``commitment``
-    (||f(x) - sg[z_k]||^2 per dimension), ``perplexity`` and ``used`` (codes used in the batch),
-    plus ``dead`` (codes that no position of any batch since the previous log was assigned to) and
-    ``reseeded`` (dead codes re-seeded so far, cumulative).
-    """
-    if len(x) == 0:
-        raise ValueError("x is empty; expected training images")
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-    keys = ("recon", "commitment", "perplexity", "used")
-    curves = {"step": [], "dead": [], "reseeded": [], **{k: [] for k in keys}}
-    sums = dict.fromkeys(keys, 0.0)
-    window_counts = torch.zeros(model.num_embeddings)
-    model.train()
-    for step in tqdm(range(1, steps + 1), desc=desc, disable=not progress, leave=False):
-        batch = x[torch.randint(len(x), (batch_size,), generator=generator)]
-        out = model(batch)
-        optimizer.zero_grad(set_to_none=True)
-        out["total_loss"].backward()
-        optimizer.step()
-        sums["recon"] += out["recon_loss"].item()
-        sums["commitment"] += out["commitment_loss"].item()
-        sums["perplexity"] += out["perplexity"].item()
-        batch_counts = out["encodings"].detach().flatten(0, -2).sum(0)
-        sums["used"] += int(batch_counts.gt(0).sum())
-        window_counts += batch_counts.cpu()
-        if step % log_every == 0 or step == steps:
-            n = log_every if step % log_every == 0 else step % log_every
-            curves["step"].append(step)
-            for k in keys:
-                curves[k].append(sums[k] / n)
-                sums[k] = 0.0
-            curves["dead"].append(int((window_counts == 0).sum()))
-            curves["reseeded"].append(int(model.quantizer.n_reseeded))
-            window_counts.zero_()
-    model.eval()
-    return curves
-
-
-@torch.no_grad()
-def code_histogram(model: VQVAE, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """How often each code is used over images ``x``: (K,) long counts."""
-    model.eval()
-    counts = torch.zeros(model.num_embeddings, dtype=torch.long)
-    for i in range(0, len(x), batch_size):
-        counts += torch.bincount(model.encode(x[i:i + batch_size]).flatten(), minlength=model.num_embeddings)
-    return counts
-
-
-@torch.no_grad()
-def reconstruction_mse(model: VQVAE, x: torch.Tensor, batch_size: int = 500) -> float:
-    """Mean squared error per pixel of reconstructions of ``x`` (values in [0, 1])."""
-    model.eval()
-    total = 0.0
-    for i in range(0, len(x), batch_size):
-        batch = x[i:i + batch_size]
-        total += F.mse_loss(model.decode(model.encode(batch)), batch, reduction="sum").item()
-    return total / x.numel()

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from arflow.fields import receptive_field_size
-from arflow.models.causal_conv import CausalConv1d
+from arflow.models.causal_conv import CausalConv1d, receptive_field_size
+from arflow.models.sampling import inverse_cdf
 
 
 class ResidualBlock(nn.Module):
@@ -98,10 +98,6 @@ class WaveNet(nn.Module):
         logits = self(x[:, :-1])[:, :, skip_first:]
         return F.cross_entropy(logits, x[:, 1 + skip_first:])
 
-    def _draw(self, logits: torch.Tensor, u: torch.Tensor, temperature: float) -> torch.Tensor:
-        cdf = torch.softmax(logits.double() / temperature, dim=-1).cumsum(-1)
-        return torch.searchsorted(cdf, u[:, None].contiguous()).clamp_max(self.n_values - 1)[:, 0]
-
     @torch.no_grad()
     def generate(self, n_steps: int, prime: torch.Tensor, uniforms: torch.Tensor | None = None,
                  generator: torch.Generator | None = None, fast: bool = True,
@@ -130,7 +126,7 @@ class WaveNet(nn.Module):
         for s in range(n_steps):
             # the whole network on the last R samples (all the newest output can see)
             logits = self(seq[:, -R:])[:, :, -1]
-            seq = torch.cat([seq, self._draw(logits, uniforms[:, s], temperature)[:, None]], dim=1)
+            seq = torch.cat([seq, inverse_cdf(logits, uniforms[:, s], temperature)[:, None]], dim=1)
         return seq
 
     def _generate_fast(self, seq, n_steps, uniforms, temperature):
@@ -153,7 +149,7 @@ class WaveNet(nn.Module):
 
         out = [seq]
         for s in range(n_steps):
-            new = self._draw(logits, uniforms[:, s], temperature)
+            new = inverse_cdf(logits, uniforms[:, s], temperature)
             out.append(new[:, None])
             if s + 1 < n_steps:
                 logits = step(new)

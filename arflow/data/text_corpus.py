@@ -97,23 +97,6 @@ def corpus_tokens(split: str = "train") -> torch.Tensor:
     return encode(corpus_text(split))
 
 
-def windows(tokens: torch.Tensor, length: int, limit: int | None = None) -> torch.Tensor:
-    """Non-overlapping windows (M, length) of a token stream (the tail that does not fill one is dropped)."""
-    if length < 2:
-        raise ValueError(f"window length must be >= 2 (an input and a target), got {length}")
-    m = len(tokens) // length
-    if limit is not None:
-        m = min(m, limit)
-    return tokens[: m * length].view(m, length)
-
-
-def random_windows(tokens: torch.Tensor, length: int, batch_size: int,
-                   generator: torch.Generator) -> torch.Tensor:
-    """A batch (batch_size, length) of windows at random offsets of the stream."""
-    starts = torch.randint(0, len(tokens) - length, (batch_size,), generator=generator)
-    return torch.stack([tokens[s:s + length] for s in starts.tolist()])
-
-
 def ngram_bits_per_byte(train: torch.Tensor, test: torch.Tensor, order: int, alpha: float = 1.0) -> float:
     """Test bits per byte of a count-based n-gram model (order 1 = unigram, 2 = bigram), add-alpha smoothed.
 

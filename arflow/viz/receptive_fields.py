@@ -1,6 +1,6 @@
 """Receptive fields and masks, drawn from the code: causal 1-D stacks, masked and gated 2-D stacks.
 
-Every ``draw_*`` function computes what it draws with :mod:`arflow.fields` / :mod:`arflow.masks`
+Every ``draw_*`` function computes what it draws with :mod:`arflow.analysis.fields` / :mod:`arflow.analysis.masks`
 (and, where asked, checks it against gradients through a real model) and returns a matplotlib
 Figure, so it runs headless in tests. ``*_explorer`` functions wrap them in ipywidgets through
 :func:`arflow.notebook.explorer`.
@@ -15,26 +15,71 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.collections import LineCollection
-from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch, Rectangle
 
-from arflow.fields import (
+from arflow.analysis.fields import (
     blind_spot,
     causal_layers_1d,
     gated_field,
-    gated_gradient_field,
     masked_stack_field,
-    masked_stack_gradient_field,
     masked_stack_layers,
     raster_past,
-    receptive_field_size,
 )
-from arflow.masks import COLOURS, colour_mask, mask_of_type
+from arflow.analysis.gradients import gated_gradient_field, masked_stack_gradient_field
+from arflow.analysis.masks import COLOURS, colour_mask, mask_of_type
+from arflow.models.causal_conv import receptive_field_size
+from arflow.utils import to_numpy
+from arflow.viz.palette import BACKGROUND, BLUE, GREEN, LINE, MASK, ORANGE, PALE_BLUE, RED, SILVER, cmap
+from arflow.viz.primitives import draw_grid_values
 
-GREY, BLUE, ORANGE, GREEN, RED, PALE = "#f2f2f2", "#4c72b0", "#dd8452", "#2ca02c", "#d62728", "#c9d6ea"
 # picture codes: 0 outside, 1 field (or vertical stack), 2 horizontal stack, 3 the pixel, 4 blind spot,
 # 5 the past that is out of reach (a limit of depth)
-FIELD_CMAP = ListedColormap([GREY, BLUE, ORANGE, GREEN, RED, PALE])
+FIELD_CMAP = cmap(BACKGROUND, BLUE, ORANGE, GREEN, RED, PALE_BLUE)
+
+
+# ----------------------------------------------------------------------------- masks and fields, drawn
+def show_mask(mask, title: str = "kernel mask", ax=None, annotate: bool = True):
+    """Draw a 2-D 0/1 mask (kH, kW) with its values, the centre outlined."""
+    mask = to_numpy(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D (kH, kW), got shape {mask.shape}")
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(0.5 * mask.shape[1] + 1.5, 0.5 * mask.shape[0] + 1.2))
+    ax.imshow(mask, cmap=MASK, vmin=0, vmax=1)
+    if annotate:
+        draw_grid_values(ax, mask.astype(int), color="black")
+    ci, cj = mask.shape[0] // 2, mask.shape[1] // 2
+    ax.add_patch(plt.Rectangle((cj - 0.5, ci - 0.5), 1, 1, fill=False, edgecolor=RED, linewidth=2))
+    ax.set_xticks(range(mask.shape[1]))
+    ax.set_yticks(range(mask.shape[0]))
+    ax.set_xlabel("kernel column")
+    ax.set_ylabel("kernel row")
+    ax.set_title(title)
+    return fig or ax.figure
+
+
+def show_receptive_field(field, pixel: tuple[int, int], title: str = "receptive field", ax=None,
+                         grid: bool = True):
+    """Draw a boolean field (H, W) of the inputs that reach output ``pixel`` (row, col)."""
+    field = to_numpy(field).astype(int)
+    if field.ndim != 2:
+        raise ValueError(f"field must be 2-D (H, W), got shape {field.shape}")
+    picture = field.copy()
+    picture[pixel] = 3  # FIELD_CMAP: 0 outside, 1 in the field, 3 the pixel itself
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(3.2, 3.2))
+    ax.imshow(picture, cmap=FIELD_CMAP, vmin=0, vmax=5)
+    if grid:
+        ax.set_xticks(np.arange(-0.5, field.shape[1], 1), minor=True)
+        ax.set_yticks(np.arange(-0.5, field.shape[0], 1), minor=True)
+        ax.grid(which="minor", color="white", linewidth=0.5)
+        ax.tick_params(which="minor", length=0)
+    ax.set_xlabel("column (pixels)")
+    ax.set_ylabel("row (pixels)")
+    ax.set_title(f"{title}\n{int(field.sum())} input pixels", fontsize=10)
+    return fig or ax.figure
 
 
 def _dilations(n_layers: int, dilated: bool, base: int = 2) -> list[int]:
@@ -48,7 +93,7 @@ def draw_causal_stack(kernel_size: int = 2, n_layers: int = 4, dilated: bool = T
                       length: int = 32, ax=None):
     """The WaveNet-style diagram: units of every layer, the ones that reach ``output`` and their links.
 
-    Computed with :func:`arflow.fields.causal_layers_1d`; the title gives the field size and its formula.
+    Computed with :func:`arflow.analysis.fields.causal_layers_1d`; the title gives the field size and its formula.
     """
     dilations = _dilations(n_layers, dilated)
     output = length - 1 if output is None else min(max(int(output), 0), length - 1)
@@ -67,7 +112,7 @@ def draw_causal_stack(kernel_size: int = 2, n_layers: int = 4, dilated: bool = T
     for level, reach in enumerate(layers):
         xs = np.arange(length)
         on = reach.numpy()
-        ax.scatter(xs[~on], np.full((~on).sum(), level), s=22, color="#d0d0d0", zorder=2)
+        ax.scatter(xs[~on], np.full((~on).sum(), level), s=22, color=SILVER, zorder=2)
         colour = GREEN if level == n_layers else BLUE
         ax.scatter(xs[on], np.full(on.sum(), level), s=40, color=colour, zorder=3)
     ax.set_yticks(range(n_layers + 1))
@@ -111,7 +156,7 @@ def causal_stack_explorer():
     """Sliders for :func:`draw_causal_stack`: kernel size, layers, dilated or not, the output picked."""
     import ipywidgets as w
 
-    from arflow.notebook import explorer
+    from arflow.viz.explorer import explorer
 
     return explorer(functools.partial(draw_causal_stack, length=48),
                     kernel_size=w.IntSlider(2, 2, 4, description="kernel k"),
@@ -133,23 +178,25 @@ def _grid(ax, H: int, W: int) -> None:
 
 
 def draw_mask(kernel_size: int = 5, mask_type: str = "A", ax=None):
-    """The (k, k) kernel mask of type A or B, computed by :func:`arflow.masks.mask_of_type`, with its values."""
-    mask = mask_of_type(kernel_size, mask_type).int().numpy()
-    fig = None
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(0.5 * kernel_size + 1.4, 0.5 * kernel_size + 1.2))
-    ax.imshow(mask, cmap=ListedColormap([GREY, BLUE]), vmin=0, vmax=1)
-    for (i, j), v in np.ndenumerate(mask):
-        ax.text(j, i, str(v), ha="center", va="center", color="white" if v else "black", fontsize=10)
-    c = kernel_size // 2
-    ax.add_patch(Rectangle((c - 0.5, c - 0.5), 1, 1, fill=False, edgecolor=GREEN, linewidth=2.5))
-    ax.set_xticks(range(kernel_size))
-    ax.set_yticks(range(kernel_size))
-    ax.set_xlabel("kernel column")
-    ax.set_ylabel("kernel row")
-    ax.set_title(f"mask type {mask_type}, {kernel_size}x{kernel_size}\n"
-                 f"({'centre excluded' if mask_type == 'A' else 'centre included'})", fontsize=10)
-    return fig or ax.figure
+    """The (k, k) kernel mask of type A or B, from :func:`~arflow.analysis.masks.mask_of_type`, with its values."""
+    title = (f"mask type {mask_type}, {kernel_size}x{kernel_size}\n"
+             f"({'centre excluded' if mask_type == 'A' else 'centre included'})")
+    return show_mask(mask_of_type(kernel_size, mask_type), title=title, ax=ax)
+
+
+def draw_raster_past(n: int = 6, pixel: tuple[int, int] = (3, 2)):
+    """An n x n image numbered in raster order (1..n^2); ``pixel`` (green) may depend on the pixels before it (blue)."""
+    order = np.arange(n * n).reshape(n, n)
+    i, j = pixel
+    codes = np.where(order < order[i, j], 1, 0)
+    codes[i, j] = 2
+    fig, ax = plt.subplots(figsize=(3.8, 3.8))
+    ax.imshow(codes, cmap=cmap(BACKGROUND, BLUE, GREEN), vmin=0, vmax=2)
+    draw_grid_values(ax, order + 1, color=lambda v: "black" if codes.flat[v - 1] == 0 else "white")
+    ax.set_xlabel("column (pixels)")
+    ax.set_ylabel("row (pixels)")
+    ax.set_title(f"raster order: pixel {order[i, j] + 1} (green)\nmay depend on pixels 1..{order[i, j]} (blue)")
+    return fig
 
 
 def construction_frames(image_size=(9, 9), pixel=(5, 4), kernel_size: int = 3):
@@ -260,7 +307,7 @@ def draw_receptive_field(kind: str = "gated", n_layers: int = 3, kernel_size: in
     else:
         name = "Gated PixelCNN"
         legend = [Patch(color=BLUE, label="via vertical stack"), Patch(color=ORANGE, label="via horizontal stack")]
-    legend += [Patch(color=PALE, label="past, out of reach"), Patch(color=GREEN, label="the pixel")]
+    legend += [Patch(color=PALE_BLUE, label="past, out of reach"), Patch(color=GREEN, label="the pixel")]
     ax.legend(handles=legend, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     lines = [f"{name}: {n_layers} layers, k={kernel_size}, pixel {pixel}",
              f"{int(field.sum())} input pixels"]
@@ -282,7 +329,7 @@ def receptive_field_explorer(image_size=(16, 16)):
     """The explorer: model (plain masked stack or Gated PixelCNN), layers, kernel size, mask type, pixel."""
     import ipywidgets as w
 
-    from arflow.notebook import explorer
+    from arflow.viz.explorer import explorer
 
     H, W = image_size
     return explorer(functools.partial(draw_receptive_field, image_size=image_size),
@@ -315,7 +362,7 @@ def draw_depth_growth(kernel_size: int = 3, depths=(1, 2, 3, 5, 8), image_size=(
     axes[1, 0].set_ylabel("Gated PixelCNN")
     fig.legend(handles=[Patch(color=BLUE, label="field / vertical stack"),
                         Patch(color=ORANGE, label="horizontal stack"),
-                        Patch(color=RED, label="blind spot"), Patch(color=PALE, label="past, out of reach")],
+                        Patch(color=RED, label="blind spot"), Patch(color=PALE_BLUE, label="past, out of reach")],
                loc="lower center", ncol=4, fontsize=8)
     fig.suptitle(f"Receptive field of one pixel as depth grows, kernel {kernel_size}x{kernel_size}", fontsize=11)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
@@ -324,12 +371,12 @@ def draw_depth_growth(kernel_size: int = 3, depths=(1, 2, 3, 5, 8), image_size=(
 
 def draw_gated_footprints(kernel_size: int = 5):
     """What one gated layer reads: the vertical kernel (rows above, after the initial shift) and the horizontal one."""
-    from arflow.fields import gated_footprints
+    from arflow.analysis.fields import gated_footprints
 
     v, h = gated_footprints(kernel_size)
     fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.4))
     for ax, foot, colour, name in ((axes[0], v, BLUE, "vertical stack"), (axes[1], h, ORANGE, "horizontal stack")):
-        ax.imshow(foot.numpy(), cmap=ListedColormap([GREY, colour]), vmin=0, vmax=1)
+        ax.imshow(foot.numpy(), cmap=cmap(BACKGROUND, colour), vmin=0, vmax=1)
         c = kernel_size // 2
         ax.add_patch(Rectangle((c - 0.5, c - 0.5), 1, 1, fill=False, edgecolor=GREEN, linewidth=2.5))
         _grid(ax, kernel_size, kernel_size)
@@ -349,11 +396,11 @@ def draw_colour_masks(kernel_size: int = 5, mask_type: str = "A"):
     """The channel-group masks for RGB: one kernel per (output colour, input colour) pair."""
     mask = colour_mask(kernel_size, 3, 3, mask_type)
     fig, axes = plt.subplots(3, 3, figsize=(6.4, 6.6))
-    colours = ("#d62728", "#2ca02c", "#1f77b4")
+    colours = (RED, GREEN, LINE)
     for go in range(3):
         for gi in range(3):
             ax = axes[go, gi]
-            ax.imshow(mask[go, gi].numpy(), cmap=ListedColormap([GREY, colours[gi]]), vmin=0, vmax=1)
+            ax.imshow(mask[go, gi].numpy(), cmap=cmap(BACKGROUND, colours[gi]), vmin=0, vmax=1)
             c = kernel_size // 2
             ax.add_patch(Rectangle((c - 0.5, c - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=1.5))
             _grid(ax, kernel_size, kernel_size)

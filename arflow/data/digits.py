@@ -7,7 +7,7 @@ One API for the lectures, the assignment and the grader::
     loader = make_loader(x, labels, batch_size=64)
 
 ``source="auto"`` (default) uses full MNIST when ``ARFLOW_MNIST_DIR`` (or ``root=``) points at
-the four IDX files, else the embedded 5,000-digit subset shipped in the package.
+the four IDX files, else the embedded 4,500-digit subset shipped in the package.
 ``source="full"`` asks for full MNIST: it is read from ``root``, optionally downloaded with
 checksums (``download=True``); when it is absent and cannot be fetched, a clear warning is given
 and the embedded subset is used instead, never a hang.
@@ -15,15 +15,8 @@ and the embedded subset is used instead, never a hang.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 import os
-import shutil
-import struct
-import tempfile
-import urllib.error
-import urllib.request
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -32,7 +25,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-EMBEDDED_PATH = Path(__file__).parent / "datasets" / "mnist_subset.npz"
+from arflow.data.idx import DataError, download_files, read_idx
+
+EMBEDDED_PATH = Path(__file__).resolve().parents[1] / "datasets" / "mnist_subset.npz"
 ENV_DIR = "ARFLOW_MNIST_DIR"
 DEFAULT_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 
@@ -46,105 +41,11 @@ MNIST_FILES = {
 SPLITS = ("train", "test")
 SOURCES = ("auto", "embedded", "full")
 
-# IDX type codes (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT").
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-class DataError(ValueError):
-    """A data file is corrupted, truncated, or not what was expected."""
-
-
-# --------------------------------------------------------------------------- IDX files
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Parse an IDX file (optionally gzip-compressed) into a numpy array.
-
-    Raises :class:`DataError` naming the file when the magic number, the header or the
-    payload length is wrong (corrupted or truncated files).
-    """
-    path = Path(path)
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as err:
-            raise DataError(f"{path}: corrupted gzip stream ({err}); expected a gzip-compressed IDX file") from err
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise DataError(f"{path}: not an IDX file (magic {raw[:4].hex()!r}; expected 0x0000 then a type code)")
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    ndim = raw[3]
-    header_end = 4 + 4 * ndim
-    if len(raw) < header_end:
-        raise DataError(f"{path}: truncated header (expected {ndim} dimension sizes)")
-    shape = struct.unpack(f">{ndim}I", raw[4:header_end])
-    expected = int(np.prod(shape)) * dtype.itemsize
-    payload = len(raw) - header_end
-    if payload != expected:
-        raise DataError(f"{path}: {payload} data bytes, expected {expected} for shape {shape} of {dtype}"
-                        + (" (truncated file)" if payload < expected else " (trailing garbage)"))
-    return np.frombuffer(raw, dtype=dtype, offset=header_end).reshape(shape).astype(dtype.newbyteorder("="))
-
-
-def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None = None) -> Path:
-    """Write ``array`` as an IDX file (gzip when ``compress`` or the name ends in .gz). For tests and tools."""
-    path = Path(path)
-    codes = {np.dtype(v).newbyteorder("=").str: k for k, v in _IDX_DTYPES.items()}
-    big = array.astype(np.dtype(array.dtype).newbyteorder(">"))
-    code = codes.get(np.dtype(array.dtype).newbyteorder("=").str)
-    if code is None:
-        raise ValueError(f"dtype {array.dtype} cannot be stored in IDX")
-    data = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + big.tobytes()
-    if compress or (compress is None and path.suffix == ".gz"):
-        data = gzip.compress(data)
-    path.write_bytes(data)
-    return path
-
-
-def md5sum(path: str | os.PathLike) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def verify_checksum(path: Path, expected_md5: str) -> None:
-    actual = md5sum(path)
-    if actual != expected_md5:
-        raise DataError(f"{path}: checksum mismatch: md5 {actual}, expected {expected_md5} "
-                        "(corrupted or incomplete download; delete the file and try again)")
-
-
 def download_mnist(root: str | os.PathLike, mirror: str = DEFAULT_MIRROR, files: dict | None = None,
                    timeout: float = 10.0) -> Path:
-    """Download the four MNIST IDX files into ``root`` and check their MD5 sums.
-
-    Files already present with the right checksum are kept. A file is first written to a
-    temporary name and moved into place only once its checksum is right, so an interrupted or
-    corrupted download never leaves a bad file behind. Raises :class:`DataError` on a wrong
-    checksum and ``OSError`` (``urllib.error.URLError``) when the mirror cannot be reached.
-    """
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    for name, md5 in (files or MNIST_FILES).values():
-        target = root / name
-        if target.exists() and md5sum(target) == md5:
-            continue
-        url = mirror.rstrip("/") + "/" + name
-        with tempfile.NamedTemporaryFile(dir=root, delete=False, suffix=".part") as tmp:
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as response:
-                    shutil.copyfileobj(response, tmp)
-            except BaseException:
-                tmp.close()
-                os.unlink(tmp.name)
-                raise
-        try:
-            verify_checksum(Path(tmp.name), md5)
-        except DataError as err:
-            os.unlink(tmp.name)
-            raise DataError(f"{url}: checksum mismatch ({err}); expected md5 {md5}") from None
-        os.replace(tmp.name, target)
-    return root
+    """Download the four MNIST IDX files into ``root``, checksums checked (see
+    :func:`arflow.data.idx.download_files`); files already there with the right checksum are kept."""
+    return download_files(root, mirror, files or MNIST_FILES, timeout)
 
 
 def _full_mnist_dir(root: str | os.PathLike | None) -> Path | None:
@@ -193,7 +94,7 @@ def mnist(split: str = "train", source: str = "auto", root: str | os.PathLike | 
     Args:
         split: ``"train"`` or ``"test"``.
         source: ``"auto"`` (full MNIST if found, else embedded), ``"embedded"`` (the shipped
-            4,000 / 1,000 subset) or ``"full"`` (full MNIST; falls back to the embedded subset with
+            4,000 / 500 subset) or ``"full"`` (full MNIST; falls back to the embedded subset with
             a warning when absent and not downloadable).
         root: directory with the IDX files; defaults to ``$ARFLOW_MNIST_DIR``.
         download: with ``source="full"``, fetch missing files into ``root`` (checksums checked).
@@ -217,10 +118,10 @@ def mnist(split: str = "train", source: str = "auto", root: str | os.PathLike | 
                 full_dir = download_mnist(target, mirror=DEFAULT_MIRROR)
             except (OSError, DataError) as err:
                 warnings.warn(f"full MNIST could not be downloaded into {target} ({err}); "
-                              "using the embedded 5,000-digit subset instead", stacklevel=2)
+                              "using the embedded 4,500-digit subset instead", stacklevel=2)
         elif full_dir is None and source == "full":
             warnings.warn(f"full MNIST was asked for but no IDX files were found (set {ENV_DIR} or pass "
-                          "root=, or download=True); using the embedded 5,000-digit subset instead",
+                          "root=, or download=True); using the embedded 4,500-digit subset instead",
                           stacklevel=2)
         if full_dir is not None:
             images, labels = _load_full(full_dir, split)
@@ -283,14 +184,3 @@ def make_loader(x: torch.Tensor, labels=None, batch_size: int = 64, shuffle: boo
         tensors.append(labels)
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(TensorDataset(*tensors), batch_size=batch_size, shuffle=shuffle, generator=generator)
-
-
-def mnist_loaders(batch_size: int = 64, source: str = "auto", limit: int | None = None,
-                  binary: bool = False, seed: int = 0) -> tuple[DataLoader, DataLoader]:
-    """Train and test DataLoaders of (x, label) with x float k/255 (or 0/1 if ``binary``)."""
-    loaders = []
-    for split in SPLITS:
-        images, labels = mnist(split, source=source, limit=limit)
-        x = binarize(images) if binary else to_float(images)
-        loaders.append(make_loader(x, labels, batch_size=batch_size, shuffle=split == "train", seed=seed))
-    return loaders[0], loaders[1]

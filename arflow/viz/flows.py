@@ -9,26 +9,13 @@ import numpy as np
 import torch
 from matplotlib.patches import FancyBboxPatch
 
-from arflow.plotting import _as_numpy, draw_grid_values
+from arflow.analysis.flows import cell_area_ratios, density_through_map, sinh_map
+from arflow.utils import to_numpy
+from arflow.viz.palette import GREEN, LIGHT_BLUE, LIGHT_GREEN, LIGHT_GREY, LIGHT_ORANGE, LINE, RED, SILVER
+from arflow.viz.primitives import draw_grid_values
 
 
 # --------------------------------------------------------------------------- 1-D change of variables
-def sinh_map(a: float):
-    """An invertible map family x = g(z) = sinh(a z) / a (a > 0; the identity as a -> 0) and its inverse."""
-    if a <= 0:
-        raise ValueError(f"a must be positive, got {a}")
-    return (lambda z: torch.sinh(a * z) / a), (lambda x: torch.asinh(a * x) / a)
-
-
-def density_through_map(f, x: torch.Tensor) -> torch.Tensor:
-    """p_x(x) = N(f(x); 0, 1) |f'(x)| for a 1-D invertible f = g^{-1}, f' by autograd."""
-    x = x.detach().clone().requires_grad_(True)
-    z = f(x)
-    (dz_dx,) = torch.autograd.grad(z.sum(), x)
-    log_pz = -0.5 * z ** 2 - 0.5 * math.log(2 * math.pi)
-    return (log_pz.exp() * dz_dx.abs()).detach()
-
-
 def plot_change_of_variables_1d(a: float = 1.0, n: int = 20000, seed: int = 0):
     """z ~ N(0, 1), x = sinh(a z)/a: the map, and the pushed density against a histogram of samples."""
     g, f = sinh_map(a)
@@ -36,18 +23,18 @@ def plot_change_of_variables_1d(a: float = 1.0, n: int = 20000, seed: int = 0):
     x = g(z)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
     zs = torch.linspace(-4, 4, 400)
-    axes[0].hist(z.numpy(), bins=80, density=True, color="#c6dbef", label="samples of z")
-    axes[0].plot(zs, torch.exp(-zs ** 2 / 2) / math.sqrt(2 * math.pi), color="#1f77b4", label="N(z; 0, 1)")
+    axes[0].hist(z.numpy(), bins=80, density=True, color=LIGHT_BLUE, label="samples of z")
+    axes[0].plot(zs, torch.exp(-zs ** 2 / 2) / math.sqrt(2 * math.pi), color=LINE, label="N(z; 0, 1)")
     axes[0].set(title="base density p(z)", xlabel="z", ylabel="density (per unit of z)")
     axes[0].legend(fontsize=8)
-    axes[1].plot(zs, g(zs), color="#2ca02c")
+    axes[1].plot(zs, g(zs), color=GREEN)
     axes[1].set(title=f"invertible map x = sinh({a:g} z) / {a:g}", xlabel="z", ylabel="x")
     axes[1].grid(alpha=0.3)
     lim = float(np.quantile(np.abs(x.numpy()), 0.99))
     xs = torch.linspace(-lim, lim, 400)
-    axes[2].hist(x.numpy(), bins=np.linspace(-lim, lim, 80), density=True, color="#fdd0a2",
+    axes[2].hist(x.numpy(), bins=np.linspace(-lim, lim, 80), density=True, color=LIGHT_ORANGE,
                  label="samples x = g(z)")
-    axes[2].plot(xs, density_through_map(f, xs), color="#d62728", label="p(z = f(x)) |f'(x)|")
+    axes[2].plot(xs, density_through_map(f, xs), color=RED, label="p(z = f(x)) |f'(x)|")
     axes[2].set(title="pushed density p(x)", xlabel="x", ylabel="density (per unit of x)")
     axes[2].legend(fontsize=8)
     fig.tight_layout()
@@ -55,32 +42,6 @@ def plot_change_of_variables_1d(a: float = 1.0, n: int = 20000, seed: int = 0):
 
 
 # --------------------------------------------------------------------------- 2-D change of area
-def jacobian_log_abs_det(fn, points: torch.Tensor) -> torch.Tensor:
-    """log|det J_fn| at each of the points (N, 2), by autograd (fn maps (N, 2) -> (N, 2) row-wise)."""
-    points = points.detach().clone().requires_grad_(True)
-    out = fn(points)
-    rows = [torch.autograd.grad(out[:, i].sum(), points, retain_graph=True)[0] for i in range(2)]
-    det = rows[0][:, 0] * rows[1][:, 1] - rows[0][:, 1] * rows[1][:, 0]
-    return torch.log(det.abs()).detach()
-
-
-def cell_area_ratios(fn, lims=(-2.0, 2.0), n: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
-    """Area of each mapped grid cell / its original area (shoelace formula on the mapped corners),
-    and |det J| at the cell centres. For small cells the two agree: |det J| is the change of area."""
-    ticks = torch.linspace(lims[0], lims[1], n + 1, dtype=torch.float64)
-    xx, yy = torch.meshgrid(ticks, ticks, indexing="xy")
-    mapped = fn(torch.stack([xx.flatten(), yy.flatten()], 1)).detach().view(n + 1, n + 1, 2)
-    corners = [mapped[:-1, :-1], mapped[:-1, 1:], mapped[1:, 1:], mapped[1:, :-1]]  # a loop round each cell
-    area = torch.zeros(n, n, dtype=torch.float64)
-    for a, b in zip(corners, corners[1:] + corners[:1]):
-        area = area + a[..., 0] * b[..., 1] - b[..., 0] * a[..., 1]
-    ratio = area.abs() / 2 / (ticks[1] - ticks[0]) ** 2
-    centres = (ticks[:-1] + ticks[1:]) / 2
-    cx, cy = torch.meshgrid(centres, centres, indexing="xy")
-    det = jacobian_log_abs_det(fn, torch.stack([cx.flatten(), cy.flatten()], 1)).exp().view(n, n)
-    return ratio, det
-
-
 def plot_grid_warp(fn, lims=(-2.5, 2.5), n: int = 12, title: str = "x = g(z)"):
     """A grid in z-space, the same grid after ``fn``, cells coloured by the change of area |det J|."""
     ticks = torch.linspace(lims[0], lims[1], n + 1, dtype=torch.float64)
@@ -130,12 +91,12 @@ def plot_flow_layers(stages: list[torch.Tensor], titles: list[str] | None = None
     ncol = min(k, 5)
     nrow = math.ceil(k / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(2.6 * ncol, 2.7 * nrow), squeeze=False)
-    colour = _as_numpy(colour) if colour is not None else _as_numpy(stages[0][:, 0])
+    colour = to_numpy(colour) if colour is not None else to_numpy(stages[0][:, 0])
     for i, ax in enumerate(axes.flat):
         if i >= k:
             ax.axis("off")
             continue
-        p = _as_numpy(stages[i])
+        p = to_numpy(stages[i])
         ax.scatter(p[:, 0], p[:, 1], c=colour, s=2, cmap="coolwarm")
         ax.set(xlim=(-lims, lims), ylim=(-lims, lims), aspect="equal",
                title=titles[i] if titles else f"h_{i}", xlabel="dim 1", ylabel="dim 2" if i % ncol == 0 else "")
@@ -148,7 +109,7 @@ def plot_flow_layers(stages: list[torch.Tensor], titles: list[str] | None = None
 # --------------------------------------------------------------------------- coupling layers, masks, squeeze
 def show_matrix(matrix, title: str = "Jacobian dy/dx", ax=None, annotate: bool = True, labels=None):
     """A small matrix as a heat map (zeros white), entries written in the cells."""
-    m = _as_numpy(matrix)
+    m = to_numpy(matrix)
     fig = None
     if ax is None:
         fig, ax = plt.subplots(figsize=(0.55 * m.shape[1] + 1.8, 0.55 * m.shape[0] + 1.2))
@@ -166,7 +127,7 @@ def show_masks(masks: dict, suptitle: str = "binary masks b (1 = kept, 0 = trans
     """Draw masks of shape (C, H, W) or (H, W): one panel per channel (blue = 1 = kept)."""
     panels = []
     for name, mask in masks.items():
-        m = _as_numpy(mask)
+        m = to_numpy(mask)
         m = m[None] if m.ndim == 2 else m
         panels += [(f"{name}\nchannel {c}" if len(m) > 1 else name, m[c]) for c in range(len(m))]
     fig, axes = plt.subplots(1, len(panels), figsize=(1.9 * len(panels), 2.4), squeeze=False)
@@ -185,7 +146,7 @@ def show_masks(masks: dict, suptitle: str = "binary masks b (1 = kept, 0 = trans
 
 def show_squeeze(x: torch.Tensor, y: torch.Tensor):
     """A labelled (1, C, H, W) tensor before and after squeeze (1, 4C, H/2, W/2), values written in."""
-    x, y = _as_numpy(x)[0], _as_numpy(y)[0]
+    x, y = to_numpy(x)[0], to_numpy(y)[0]
     n = len(x) + len(y)
     fig, axes = plt.subplots(1, n, figsize=(1.1 * x.shape[-1] * len(x) + 1.3 * n, 2.8), squeeze=False,
                              gridspec_kw={"width_ratios": [2] * len(x) + [1] * len(y)})
@@ -236,17 +197,17 @@ def draw_architecture(description: list[tuple[str, tuple]], title: str = "multi-
     for k, (name, shape, count) in enumerate(merged):
         y = len(merged) - k
         label = name + (f" x{count}" if count > 1 else "")
-        colour = {"Split": "#fdd0a2", "Squeeze": "#c7e9c0", "input x": "#eeeeee"}.get(name, "#c6dbef")
+        colour = {"Split": LIGHT_ORANGE, "Squeeze": LIGHT_GREEN, "input x": LIGHT_GREY}.get(name, LIGHT_BLUE)
         ax.add_patch(FancyBboxPatch((0.05, y - 0.33), 0.5, 0.66, boxstyle="round,pad=0.02", fc=colour, ec="k"))
         ax.text(0.3, y, label, ha="center", va="center", fontsize=8)
         ax.text(0.6, y, "x".join(map(str, shape)) + f"  ({math.prod(shape)} numbers)", va="center", fontsize=8)
         if name == "Split":
-            ax.annotate("", xy=(1.03, y), xytext=(0.93, y), arrowprops={"arrowstyle": "->", "color": "#d62728"})
-            ax.text(1.04, y, f"z: {'x'.join(map(str, shape))}", va="center", color="#d62728", fontsize=8)
+            ax.annotate("", xy=(1.03, y), xytext=(0.93, y), arrowprops={"arrowstyle": "->", "color": RED})
+            ax.text(1.04, y, f"z: {'x'.join(map(str, shape))}", va="center", color=RED, fontsize=8)
         if k + 1 < len(merged):
             ax.annotate("", xy=(0.3, y - 0.62), xytext=(0.3, y - 0.36), arrowprops={"arrowstyle": "->"})
-    ax.annotate("", xy=(0.3, 0.25), xytext=(0.3, 0.64), arrowprops={"arrowstyle": "->", "color": "#d62728"})
-    ax.text(0.34, 0.3, f"z: {'x'.join(map(str, merged[-1][1]))}", color="#d62728", fontsize=8)
+    ax.annotate("", xy=(0.3, 0.25), xytext=(0.3, 0.64), arrowprops={"arrowstyle": "->", "color": RED})
+    ax.text(0.34, 0.3, f"z: {'x'.join(map(str, merged[-1][1]))}", color=RED, fontsize=8)
     ax.set(xlim=(0, 1.3), ylim=(0.1, len(merged) + 0.7), title=title)
     ax.text(0.6, len(merged) + 0.45, "output shape C x H x W", fontsize=8, style="italic")
     ax.axis("off")
@@ -258,11 +219,11 @@ def plot_actnorm_statistics(before: torch.Tensor, after: torch.Tensor):
     """Per-channel mean and standard deviation of a batch (B, C, H, W) before and after actnorm."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3))
     for ax, stat, label in ((axes[0], "mean", "mean"), (axes[1], "std", "standard deviation")):
-        for offset, (t, name, colour) in enumerate(((before, "before", "#bbbbbb"), (after, "after", "#1f77b4"))):
+        for offset, (t, name, colour) in enumerate(((before, "before", SILVER), (after, "after", LINE))):
             flat = t.detach().transpose(0, 1).flatten(1)
             values = flat.mean(1) if stat == "mean" else flat.std(1, unbiased=False)
             ax.bar(np.arange(len(values)) + 0.4 * offset - 0.2, values.numpy(), width=0.4, color=colour, label=name)
-        ax.axhline(0 if stat == "mean" else 1, color="#d62728", linestyle="--", linewidth=1)
+        ax.axhline(0 if stat == "mean" else 1, color=RED, linestyle="--", linewidth=1)
         ax.set(xlabel="channel", ylabel=f"{label} over the batch", title=f"per-channel {label}")
         ax.legend(fontsize=8)
     fig.suptitle("actnorm's data-dependent initialisation, on its first batch")
@@ -280,15 +241,3 @@ def plot_logdet_cost(channels, plain_seconds, lu_seconds):
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     return fig
-
-
-@torch.no_grad()
-def interpolate(model, x_a: torch.Tensor, x_b: torch.Tensor, n: int = 8) -> torch.Tensor:
-    """Images decoded from z on the straight line between the codes of x_a and x_b (1, C, H, W) each.
-
-    The pixels are dequantized at the centre of their bins ((k + 1/2) / 256), no noise.
-    """
-    centre = lambda x: (torch.round(x * 255) + 0.5) / 256  # noqa: E731
-    za, zb = model.encode(centre(x_a)), model.encode(centre(x_b))
-    t = torch.linspace(0, 1, n).view(n, 1)
-    return model.decode((1 - t) * za + t * zb).clamp(0, 1)

@@ -1,15 +1,16 @@
-"""Receptive fields computed analytically from kernels and masks (and by gradients, to compare).
+"""Receptive fields computed analytically from kernels and masks (:mod:`arflow.analysis.gradients`
+finds them by gradients, to compare).
 
 A layer's output at position p reads its input at p + o for every offset o its kernel lets
 through. Going *backwards* from one output, the set of positions it depends on is therefore
 dilated by the (reflected) footprint of each layer in turn; after the first layer it is the
 receptive field. Everything here is exact set arithmetic (done with convolutions of 0/1 maps),
-so it can be compared pixel for pixel with fields found by gradients (:mod:`arflow.receptive`).
+so it can be compared pixel for pixel with fields found by gradients (:mod:`arflow.analysis.gradients`).
 
 - 1-D: :func:`causal_field_1d` and :func:`causal_layers_1d` (which units of each layer of a
   stack of (dilated) causal convolutions reach one output: the WaveNet diagram).
 - 2-D plain masked stacks: :func:`masked_stack_field`, :func:`masked_stack_layers` (the blind
-  spot), and :func:`masked_stack_gradient_field` (the same by gradients through random weights).
+  spot); :func:`arflow.analysis.gradients.masked_stack_gradient_field` finds the same by gradients.
 - Gated PixelCNN: :func:`gated_field` (the parts reached by each stack).
 - Colour: :func:`colour_field` (which colour channels of which pixels reach one output channel).
 """
@@ -21,14 +22,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from arflow.masks import colour_mask, mask_of_type
+from arflow.analysis.masks import colour_mask, mask_of_type
 
 # ----------------------------------------------------------------------------- 1-D
-
-
-def receptive_field_size(kernel_size: int, dilations: Sequence[int]) -> int:
-    """Inputs one output of a causal stack sees: 1 + (k - 1) * sum of dilations (if the input is long enough)."""
-    return 1 + (kernel_size - 1) * sum(dilations)
 
 
 def causal_layers_1d(length: int, output: int, kernel_size: int, dilations: Sequence[int]) -> list[torch.Tensor]:
@@ -141,46 +137,6 @@ def raster_past(image_size: tuple[int, int], pixel: tuple[int, int]) -> torch.Te
     return past
 
 
-def masked_stack_function(n_layers: int, kernel_size: int, channels: int = 4, seed: int = 0,
-                          first_type: str = "A", later_type: str = "B", colour: bool = False):
-    """A function x (B, C, H, W) -> (B, C', H, W): random ``nn.Conv2d`` weights times their masks.
-
-    Only for finding receptive fields by gradients (``arflow.receptive.gradient_field``): the mask
-    multiplies the weights inside the function, and there is no output layer, loss or training.
-    ``colour``: 3 input channels (R, G, B) and channel-group masks (:func:`arflow.masks.colour_mask`).
-    """
-    generator = torch.Generator().manual_seed(seed)
-    c_in = 3 if colour else 1
-    widths = [c_in] + [3 * channels if colour else channels] * n_layers
-    weights, masks = [], []
-    for layer in range(n_layers):
-        kind = first_type if layer == 0 else later_type
-        shape = (widths[layer + 1], widths[layer], kernel_size, kernel_size)
-        weights.append(torch.randn(shape, generator=generator, dtype=torch.float64))
-        masks.append(colour_mask(kernel_size, widths[layer], widths[layer + 1], kind) if colour
-                     else mask_of_type(kernel_size, kind).expand(shape))
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        for layer, (w, m) in enumerate(zip(weights, masks)):
-            x = F.conv2d(x, (w * m).to(x.dtype), padding=kernel_size // 2)
-            if layer < n_layers - 1:
-                x = torch.tanh(x)
-        return x
-
-    return forward
-
-
-def masked_stack_gradient_field(image_size: tuple[int, int], pixel: tuple[int, int], n_layers: int,
-                                kernel_size: int, first_type: str = "A", later_type: str = "B",
-                                seed: int = 0) -> torch.Tensor:
-    """The receptive field of ``pixel`` by gradients through a random masked stack (compare with the analytic one)."""
-    from arflow.receptive import gradient_field
-
-    fn = masked_stack_function(n_layers, kernel_size, seed=seed, first_type=first_type, later_type=later_type)
-    i, j = pixel
-    return gradient_field(fn, (1, 1, *image_size), (0, slice(None), i, j), seed=seed)[0, 0]
-
-
 # ----------------------------------------------------------------------------- Gated PixelCNN
 
 
@@ -225,22 +181,6 @@ def gated_field(image_size: tuple[int, int], pixel: tuple[int, int], n_layers: i
     if parts:
         return {"horizontal": horizontal, "vertical": vertical}
     return horizontal | vertical
-
-
-def gated_gradient_field(image_size: tuple[int, int], pixel: tuple[int, int], n_layers: int, kernel_size: int,
-                         channels: int = 4, seed: int = 0) -> torch.Tensor:
-    """The same field by gradients through a randomly initialised Gated PixelCNN.
-
-    The output head (pointwise, with ReLUs that may be inactive at random weights) is replaced by
-    the identity, so the gradient is taken of the horizontal stack's features at ``pixel``.
-    """
-    from arflow.models.gated_pixelcnn import GatedPixelCNN
-    from arflow.receptive import pixel_field
-
-    torch.manual_seed(seed)
-    model = GatedPixelCNN(n_values=2, channels=channels, n_layers=n_layers, kernel_size=kernel_size)
-    model.head = torch.nn.Identity()
-    return pixel_field(model, image_size, pixel)
 
 
 # ----------------------------------------------------------------------------- colour

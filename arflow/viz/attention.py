@@ -5,28 +5,25 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
-from matplotlib.colors import ListedColormap
 
 from arflow.models.sparse_attention import pattern_masks
+from arflow.utils import to_numpy
+from arflow.viz.palette import BACKGROUND, BLUE, GREY, MASK, RED, cmap
+from arflow.viz.primitives import draw_grid_values
 
-MASK_COLOURS = ListedColormap(["#f4f4f4", "#4c72b0", "#d62728"])  # not attended, attended, the query
+MASK_COLOURS = cmap(BACKGROUND, BLUE, RED)  # not attended, attended, the query
 
-
-def _np(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
 def show_matrix_mask(mask, title: str = "causal mask", ax=None, annotate: bool | None = None):
     """Draw a (T, T) 0/1 mask: rows are queries i, columns keys j."""
-    mask = _np(mask).astype(int)
+    mask = to_numpy(mask).astype(int)
     fig = None
     if ax is None:
         fig, ax = plt.subplots(figsize=(3.4, 3.4))
-    ax.imshow(mask, cmap=ListedColormap(["#f4f4f4", "#4c72b0"]), vmin=0, vmax=1)
+    ax.imshow(mask, cmap=MASK, vmin=0, vmax=1)
     if annotate or (annotate is None and mask.shape[0] <= 10):
-        for (i, j), v in np.ndenumerate(mask):
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=8)
+        draw_grid_values(ax, mask, fontsize=8)
     ax.set_xlabel("key position j")
     ax.set_ylabel("query position i")
     ax.set_title(title, fontsize=10)
@@ -35,7 +32,7 @@ def show_matrix_mask(mask, title: str = "causal mask", ax=None, annotate: bool |
 
 def plot_attention_map(weights, labels: list[str] | None = None, title: str = "attention weights", ax=None):
     """Heat map of one head's attention weights (T, T); ``labels`` name the positions (characters)."""
-    w = _np(weights)
+    w = to_numpy(weights)
     fig = None
     if ax is None:
         size = max(4.0, 0.16 * len(w) + 1.5)
@@ -64,7 +61,7 @@ def plot_pixel_masks(masks, image_size: tuple[int, int], pixel: tuple[int, int],
                      suptitle: str = ""):
     """The seed's figure: for each head, above the pixels that ``pixel`` attends to in the image,
     below the whole (n, n) mask of the flattened image (the query row of ``pixel`` marked)."""
-    masks = _np(masks).astype(bool)
+    masks = to_numpy(masks).astype(bool)
     if masks.ndim == 2:
         masks = masks[None]
     H, W = image_size
@@ -84,8 +81,8 @@ def plot_pixel_masks(masks, image_size: tuple[int, int], pixel: tuple[int, int],
         ax.set_xlabel("column (pixels)")
         ax.set_ylabel("row (pixels)")
         ax = axes[1, h]
-        ax.imshow(masks[h], cmap=ListedColormap(["#f4f4f4", "#4c72b0"]), vmin=0, vmax=1, interpolation="nearest")
-        ax.axhline(i, color="#d62728", linewidth=0.8)
+        ax.imshow(masks[h], cmap=MASK, vmin=0, vmax=1, interpolation="nearest")
+        ax.axhline(i, color=RED, linewidth=0.8)
         ax.set_title(f"{names[h]}: all {H * W} pixels\n{int(masks[h].sum())} (query, key) pairs", fontsize=9)
         ax.set_xlabel("key pixel j (raster order)")
         ax.set_ylabel("query pixel i (raster order)")
@@ -106,11 +103,26 @@ def draw_pattern(pattern: str = "strided", stride: int = 6, row: int = 4, col: i
                             suptitle=f"{pattern} attention, stride l = {stride}, n = {n} pixels")
 
 
+def attention_explorer(maps: list, labels: list[str], title: str = "attention weights of a generated string"):
+    """Sliders over layer and head of attention maps (one (B, heads, T, T) tensor per layer, as
+    ``GPT(..., return_attention=True)`` returns them): :func:`plot_attention_map` of example 0."""
+    import ipywidgets as widgets
+
+    from arflow.viz.explorer import explorer
+
+    def draw(layer: int, head: int):
+        return plot_attention_map(maps[layer][0, head], labels, title=f"layer {layer}, head {head}: {title}")
+
+    n_layers, n_heads = len(maps), maps[0].shape[1]
+    return explorer(draw, layer=widgets.IntSlider(value=0, min=0, max=n_layers - 1, description="layer"),
+                    head=widgets.IntSlider(value=min(1, n_heads - 1), min=0, max=n_heads - 1, description="head"))
+
+
 def sparse_explorer(side: int = 12):
     """Explorer: pattern, stride l and the query pixel; both heads, for one pixel and for all pixels."""
     import ipywidgets as widgets
 
-    from arflow.notebook import explorer
+    from arflow.viz.explorer import explorer
 
     return explorer(
         lambda pattern, stride, row, col: draw_pattern(pattern, stride, row, col, side),
@@ -138,7 +150,7 @@ def plot_costs(ns, series: dict[str, list[float]], ylabel: str, title: str, refe
     anchor = np.asarray(next(iter(series.values())), dtype=float)[0]
     for ref in references:
         power = 2.0 if ref == "n^2" else 1.5 if ref == "n sqrt n" else 1.0
-        ax.plot(ns, anchor * (ns / ns[0]) ** power, "--", color="grey" if power == 2 else "#999999",
+        ax.plot(ns, anchor * (ns / ns[0]) ** power, "--", color="grey" if power == 2 else GREY,
                 linewidth=1, label=f"∝ {ref}")
     ax.set_xscale("log")
     ax.set_yscale("log")

@@ -74,12 +74,3 @@ def mu_law_decode(k, n_values: int = 256) -> torch.Tensor:
 def melody_dataset(n_samples: int, seed: int, n_values: int = 256) -> torch.Tensor:
     """The melody of ``seed`` as mu-law indices (n_samples,) long."""
     return mu_law_encode(melody(n_samples, seed), n_values)
-
-
-def random_windows(sequence: torch.Tensor, length: int, batch_size: int,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """``batch_size`` random windows (batch_size, length) of a 1-D sequence (training batches)."""
-    if len(sequence) < length:
-        raise ValueError(f"the sequence ({len(sequence)}) is shorter than one window ({length})")
-    starts = torch.randint(0, len(sequence) - length + 1, (batch_size,), generator=generator)
-    return torch.stack([sequence[s:s + length] for s in starts.tolist()])

@@ -1,7 +1,7 @@
 """Figures of the VQ-VAE lecture: training curves of runs, code usage, code grids, the VQ-VAE-2 pipeline.
 
 Each function returns its matplotlib Figure. ``runs`` are the dicts of
-:func:`arflow.recipes.vqvae.stage1_experiments` ({name: {"config", "curves"}}).
+:func:`arflow.train.recipes.vqvae.stage1_experiments` ({name: {"config", "curves"}}).
 """
 
 from __future__ import annotations
@@ -9,7 +9,10 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib import patheffects
+
+from arflow.utils import to_numpy
+from arflow.viz.palette import BLUE, RED
+from arflow.viz.primitives import draw_grid_values
 
 LABELS = {
     "recon": "reconstruction MSE per pixel",
@@ -19,9 +22,6 @@ LABELS = {
     "dead": "dead codes (unused in the last steps)",
 }
 
-
-def _np(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
 def plot_runs(runs: dict, names: list[str], metrics: list[str], title: str, logy: tuple[str, ...] = ("recon",)):
@@ -42,14 +42,14 @@ def plot_runs(runs: dict, names: list[str], metrics: list[str], title: str, logy
     return fig
 
 
-def plot_vae_traces(models: dict):
-    """KL term and reconstruction term over training for each VAE ({label: VAE with a ``trace`` buffer})."""
+def plot_vae_traces(histories: dict):
+    """KL term and reconstruction term over training for each VAE ({label: its training History,
+    with the series ``kl`` and ``recon``})."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for label, model in models.items():
-        trace = _np(model.trace)
-        trace = trace[trace[:, 0] > 0]
-        axes[0].plot(trace[:, 0], trace[:, 1], label=label)
-        axes[1].plot(trace[:, 0], trace[:, 2], label=label)
+    for label, history in histories.items():
+        for ax, name in zip(axes, ("kl", "recon")):
+            steps, values = zip(*history.series[name])
+            ax.plot(steps, values, label=label)
     axes[0].set_ylabel("KL(q(z|x) || p(z)) (nats/image)")
     axes[0].set_title("KL term: how much information z carries", fontsize=10)
     axes[1].set_ylabel("-log p(x|z) (nats/image)")
@@ -64,10 +64,10 @@ def plot_vae_traces(models: dict):
 
 def code_usage(counts, title: str = "code usage on the test digits"):
     """Bar chart of how often each code is used (K,), sorted by use; unused codes counted in the title."""
-    counts = _np(counts).astype(float)
+    counts = to_numpy(counts).astype(float)
     order = np.argsort(-counts)
     fig, ax = plt.subplots(figsize=(7, 2.8))
-    ax.bar(np.arange(len(counts)), counts[order] / counts.sum(), width=1.0, color="#4c72b0")
+    ax.bar(np.arange(len(counts)), counts[order] / counts.sum(), width=1.0, color=BLUE)
     ax.set_xlabel("code (sorted by use)")
     ax.set_ylabel("fraction of positions")
     ax.set_title(f"{title}: {int((counts > 0).sum())} of {len(counts)} codes used")
@@ -77,13 +77,10 @@ def code_usage(counts, title: str = "code usage on the test digits"):
 
 def draw_codes(ax, codes, n_codes: int, title: str = "", annotate: bool = True):
     """Draw a (H, W) grid of code indices as an image, each cell labelled with its code."""
-    codes = _np(codes)
+    codes = to_numpy(codes)
     ax.imshow(codes, cmap="tab20" if n_codes <= 20 else "nipy_spectral", vmin=0, vmax=n_codes - 1)
     if annotate:  # white digits outlined in black read on every colour of the map
-        for (i, j), v in np.ndenumerate(codes):
-            ax.text(j, i, str(int(v)), ha="center", va="center", color="white",
-                    fontsize=7 if codes.shape[0] > 5 else 9,
-                    path_effects=[patheffects.withStroke(linewidth=1.5, foreground="black")])
+        draw_grid_values(ax, codes.astype(int), color="white", fontsize=7 if codes.shape[0] > 5 else 9, outline=True)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=9)
@@ -94,9 +91,9 @@ def code_grids(images, codes, reconstructions, n_codes: int, title: str = "digit
     n = len(images)
     fig, axes = plt.subplots(3, n, figsize=(1.9 * n, 6.0), squeeze=False)
     for k in range(n):
-        axes[0, k].imshow(_np(images[k, 0]), cmap="gray", vmin=0, vmax=1)
+        axes[0, k].imshow(to_numpy(images[k, 0]), cmap="gray", vmin=0, vmax=1)
         draw_codes(axes[1, k], codes[k], n_codes)
-        axes[2, k].imshow(_np(reconstructions[k, 0]), cmap="gray", vmin=0, vmax=1)
+        axes[2, k].imshow(to_numpy(reconstructions[k, 0]), cmap="gray", vmin=0, vmax=1)
         for row in (0, 2):
             axes[row, k].set_xticks([])
             axes[row, k].set_yticks([])
@@ -115,7 +112,7 @@ def pipeline(top, bottom, images, n_top: int, n_bottom: int, title: str = "VQ-VA
     for k in range(n):
         draw_codes(axes[k, 0], top[k], n_top, "1. top codes ~ p(top)" if k == 0 else "")
         draw_codes(axes[k, 1], bottom[k], n_bottom, "2. bottom ~ p(bottom | top)" if k == 0 else "")
-        axes[k, 2].imshow(_np(images[k, 0]), cmap="gray", vmin=0, vmax=1)
+        axes[k, 2].imshow(to_numpy(images[k, 0]), cmap="gray", vmin=0, vmax=1)
         axes[k, 2].set_xticks([])
         axes[k, 2].set_yticks([])
         if k == 0:
@@ -132,7 +129,7 @@ def swap_figure(rows: dict, title: str = "what the top codes control"):
     fig, axes = plt.subplots(len(names), n, figsize=(1.3 * n + 1.6, 1.4 * len(names)), squeeze=False)
     for r, name in enumerate(names):
         for k in range(n):
-            axes[r, k].imshow(_np(rows[name][k, 0]), cmap="gray", vmin=0, vmax=1)
+            axes[r, k].imshow(to_numpy(rows[name][k, 0]), cmap="gray", vmin=0, vmax=1)
             axes[r, k].set_xticks([])
             axes[r, k].set_yticks([])
         axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
@@ -145,7 +142,7 @@ def timing_bars(seconds: dict, title: str = "sampling time"):
     """Horizontal bars of seconds per variant."""
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(seconds) + 1.2))
     names = list(seconds)
-    ax.barh(names, [seconds[n] for n in names], color="#4c72b0")
+    ax.barh(names, [seconds[n] for n in names], color=BLUE)
     for i, n in enumerate(names):
         ax.text(seconds[n], i, f" {seconds[n]:.2f} s", va="center", fontsize=8)
     ax.set_xlabel("seconds (wall clock, this machine)")
@@ -153,3 +150,40 @@ def timing_bars(seconds: dict, title: str = "sampling time"):
     ax.invert_yaxis()
     fig.tight_layout()
     return fig
+
+
+def draw_code_edit(vqvae, images, digit: int = 0, row: int = 3, col: int = 3, code: int = 0):
+    """Decode digit ``digit`` of ``images`` (N, 1, 28, 28) from its 7x7 codes, then with code ``code``
+    written at (``row``, ``col``): both decodings and their difference (red: the code's 4x4 cell)."""
+    with torch.no_grad():
+        grid = vqvae.encode(images[digit:digit + 1])
+        edited = grid.clone()
+        edited[0, row, col] = code
+        before, after = vqvae.decode(grid)[0, 0], vqvae.decode(edited)[0, 0]
+    fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.6))
+    axes[0].imshow(to_numpy(before), cmap="gray", vmin=0, vmax=1)
+    axes[0].set_title(f"decoded, code {grid[0, row, col].item()} at ({row}, {col})", fontsize=9)
+    axes[1].imshow(to_numpy(after), cmap="gray", vmin=0, vmax=1)
+    axes[1].set_title(f"code {code} at ({row}, {col})", fontsize=9)
+    axes[2].imshow(to_numpy(after - before), cmap="RdBu_r", vmin=-1, vmax=1)
+    axes[2].set_title("difference (intensity)", fontsize=9)
+    for ax in axes:
+        ax.add_patch(plt.Rectangle((4 * col - 0.5, 4 * row - 0.5), 4, 4, fill=False, edgecolor=RED))
+        ax.set_xlabel("column (pixels)")
+    axes[0].set_ylabel("row (pixels)")
+    fig.suptitle("Editing one code of the 7x7 grid (red: the code's 4x4 cell)")
+    fig.tight_layout()
+    return fig
+
+
+def code_edit_explorer(vqvae, images):
+    """Sliders over :func:`draw_code_edit`: which digit, which cell of the grid, which code."""
+    import ipywidgets as widgets
+
+    from arflow.viz.explorer import explorer
+
+    return explorer(lambda **values: draw_code_edit(vqvae, images, **values),
+                    digit=widgets.IntSlider(0, 0, len(images) - 1, description="digit"),
+                    row=widgets.IntSlider(3, 0, 6, description="row"),
+                    col=widgets.IntSlider(3, 0, 6, description="col"),
+                    code=widgets.IntSlider(0, 0, vqvae.num_embeddings - 1, description="code"))

@@ -1,1 +1,0 @@
-"""Interactive explorers of the lectures: drawing functions (tested headless) and their widgets."""

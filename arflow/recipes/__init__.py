@@ -1,1 +1,0 @@
-"""Checkpoint recipes, one module per lecture topic; each module calls ``arflow.checkpoints.register``."""

@@ -21,9 +21,12 @@ SOURCE = Path(__file__).resolve().parent.parent / "solutions" / "10_ar" / "pixel
 PRELUDE = "import math\nimport numpy as np\nimport torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 
 
-def _grade_id(cell) -> str | None:
-    meta = cell.get("metadata", {}).get("nbgrader")
-    return meta.get("grade_id") if isinstance(meta, dict) else None
+def grade_id(cell) -> str | None:
+    """A cell's nbgrader grade id, if it is a string (a submission may put anything there)."""
+    metadata = cell.get("metadata")
+    meta = metadata.get("nbgrader") if isinstance(metadata, dict) else None
+    gid = meta.get("grade_id") if isinstance(meta, dict) else None
+    return gid if isinstance(gid, str) else None
 
 
 def _defines(source: str) -> set[str]:
@@ -45,7 +48,7 @@ def setup_source(source_nb: str | Path = SOURCE) -> str:
     """The first (setup) code cell of the SOURCE notebook: trusted imports, run before the student's cells."""
     nb = nbformat.read(str(source_nb), as_version=4)
     for cell in nb.cells:
-        if cell.cell_type == "code" and _grade_id(cell) == SETUP_ID:
+        if cell.cell_type == "code" and grade_id(cell) == SETUP_ID:
             return cell.source
     return ""
 
@@ -57,7 +60,7 @@ def extract_cells(submitted_nb: str | Path, source_nb: str | Path = SOURCE) -> t
     """
     notes: list[str] = []
     source = nbformat.read(str(source_nb), as_version=4)
-    source_ids = {_grade_id(c): c.get("id") for c in source.cells if _grade_id(c) in SOLUTIONS}
+    source_ids = {grade_id(c): c.get("id") for c in source.cells if grade_id(c) in SOLUTIONS}
     cells = [{"name": "prelude", "source": PRELUDE}, {"name": "setup", "source": setup_source(source_nb)}]
     try:
         nb = nbformat.read(str(submitted_nb), as_version=4)
@@ -66,12 +69,12 @@ def extract_cells(submitted_nb: str | Path, source_nb: str | Path = SOURCE) -> t
         return cells, [f"the notebook could not be read ({type(err).__name__}: {err})"]
     chosen: dict[int, str] = {}
     for gid, name in SOLUTIONS.items():
-        match = next((i for i, c in enumerate(code_cells) if _grade_id(c) == gid), None)
+        match = next((i for i, c in enumerate(code_cells) if grade_id(c) == gid), None)
         if match is None and source_ids.get(gid):
             match = next((i for i, c in enumerate(code_cells) if c.get("id") == source_ids[gid]), None)
         if match is None or name not in _defines(code_cells[match].source):
             defining = [i for i, c in enumerate(code_cells) if name in _defines(c.source)
-                        and _grade_id(c) not in {g for g in SOLUTIONS if g != gid}]
+                        and grade_id(c) not in {g for g in SOLUTIONS if g != gid}]
             if defining:
                 if match is not None:
                     notes.append(f"{name} was found outside its solution cell")

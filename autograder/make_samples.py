@@ -20,7 +20,7 @@ from pathlib import Path
 import nbformat
 import torch
 
-from .extract import SOLUTIONS, SOURCE, _grade_id
+from .extract import SOLUTIONS, SOURCE, grade_id
 from .release import RELEASE
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
@@ -45,7 +45,7 @@ EXPECTED = {
 
 def solution_sources() -> dict[str, str]:
     nb = nbformat.read(str(SOURCE), as_version=4)
-    return {_grade_id(c): _clean(c.source) for c in nb.cells if _grade_id(c) in SOLUTIONS}
+    return {grade_id(c): _clean(c.source) for c in nb.cells if grade_id(c) in SOLUTIONS}
 
 
 def _clean(source: str) -> str:
@@ -56,8 +56,8 @@ def _clean(source: str) -> str:
 def write_sample(name: str, fills: dict[str, str], weights: dict | None) -> None:
     nb = nbformat.read(str(RELEASE), as_version=4)
     for cell in nb.cells:
-        if _grade_id(cell) in fills:
-            cell.source = fills[_grade_id(cell)]
+        if grade_id(cell) in fills:
+            cell.source = fills[grade_id(cell)]
     folder = SAMPLES / name / "10_ar"
     shutil.rmtree(SAMPLES / name, ignore_errors=True)
     folder.mkdir(parents=True)

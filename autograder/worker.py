@@ -39,7 +39,9 @@ from pathlib import Path
 
 import nbformat
 
+from . import jail
 from .cgroups import CgroupLimits, SubmissionCgroup
+from .extract import grade_id
 
 ASSIGNMENT, NOTEBOOK = "10_ar", "pixelcnn"
 
@@ -72,13 +74,6 @@ def intake(staged: Path, dest: Path) -> None:
             shutil.copyfile(path, dest / path.name)
 
 
-def _grade_id(cell) -> str | None:
-    """A cell's nbgrader grade id, if it is a string (a submission may put anything there)."""
-    meta = cell.get("metadata", {}).get("nbgrader") if isinstance(cell.get("metadata"), dict) else None
-    gid = meta.get("grade_id") if isinstance(meta, dict) else None
-    return gid if isinstance(gid, str) else None
-
-
 def notebook_problems(path: Path, source: Path) -> tuple[bool, list[str]]:
     """(readable, notes): whether ``path`` is a notebook at all, and how its grade cells differ from ``source``."""
     if not path.exists():
@@ -91,7 +86,7 @@ def notebook_problems(path: Path, source: Path) -> tuple[bool, list[str]]:
     src = nbformat.read(str(source), as_version=4)
     theirs: dict[str, list] = {}
     for cell in nb.cells:
-        if gid := _grade_id(cell):
+        if gid := grade_id(cell):
             theirs.setdefault(gid, []).append(cell)
     changes: dict[str, list[str]] = {}
     for cell in src.cells:
@@ -112,8 +107,8 @@ def notebook_problems(path: Path, source: Path) -> tuple[bool, list[str]]:
             changes.setdefault("edited", []).append(gid)
         if ((mine.get("metadata") or {}).get("nbgrader") or {}).get("points") != meta.get("points"):
             changes.setdefault("points changed", []).append(gid)
-    order = [gid for gid in theirs if gid in {_grade_id(c) for c in src.cells}]
-    expected_order = [gid for c in src.cells if (gid := _grade_id(c)) in theirs]
+    order = [gid for gid in theirs if gid in {grade_id(c) for c in src.cells}]
+    expected_order = [gid for c in src.cells if (gid := grade_id(c)) in theirs]
     if order != expected_order:
         changes.setdefault("reordered", []).append("cells")
     if not changes:
@@ -138,7 +133,6 @@ def nbgrader_api(root: Path, db_url: str, limits: GradingLimits = GradingLimits(
     )
     from traitlets.config import Config
 
-    from . import jail
     from .limited_execute import LimitedExecute
 
     config = Config()
@@ -234,7 +228,7 @@ def annotate(autograded_nb: Path, reports: dict[str, str]) -> int:
     nb = nbformat.read(str(autograded_nb), as_version=4)
     disarmed = disarm(nb)
     for cell in nb.cells:
-        gid = (cell.get("metadata", {}).get("nbgrader") or {}).get("grade_id")
+        gid = grade_id(cell)
         if cell.cell_type == "code" and gid in reports:
             verdict = nbformat.v4.new_output("stream", name="stdout", text="[grader] " + reports[gid] + "\n")
             cell.outputs = [verdict] if gid.startswith("hidden_") else [*cell.outputs, verdict]
@@ -259,9 +253,7 @@ def grade_one(spec: dict) -> dict:
     began = time.perf_counter()
     limits = GradingLimits(**spec["limits"])
     student, root = spec["student"], Path(spec["root"])
-    from . import jail
-
-    _reset_peak_memory()
+    reset_peak_memory()
     # One cgroup for everything this submission runs (the kernel, the black box, what they fork).
     # Named after the grader's (host) PID: the grader removes the cgroups of dead graders.
     owner = os.environ.get("ARFLOW_GRADER_PID", str(os.getpid()))
@@ -279,13 +271,13 @@ def grade_one(spec: dict) -> dict:
     if killed:
         result["notes"].append(f"the submission's processes together reached the "
                                f"{limits.submission_memory_bytes / 2**30:g} GiB memory limit: one was stopped")
-    result["memory"] = {"worker_peak_bytes": _peak_memory(), "submission_peak_bytes": peak,
+    result["memory"] = {"worker_peak_bytes": peak_memory(), "submission_peak_bytes": peak,
                         "cgroup": cgroup.flavour if cgroup else None}
     result["seconds"]["total"] = time.perf_counter() - began
     return result
 
 
-def _reset_peak_memory() -> None:
+def reset_peak_memory() -> None:
     """Start this process's peak-RSS count afresh (Linux: VmHWM), so each submission is measured alone."""
     try:
         with open("/proc/self/clear_refs", "w") as handle:
@@ -294,7 +286,7 @@ def _reset_peak_memory() -> None:
         pass
 
 
-def _peak_memory() -> int | None:
+def peak_memory() -> int | None:
     """This process's peak resident memory (bytes) since the last reset."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():

@@ -8,7 +8,6 @@ black box runs in a child process and is not counted) and the total.
 
 from __future__ import annotations
 
-import resource
 import sys
 import time
 from pathlib import Path
@@ -17,14 +16,10 @@ SAMPLES = Path(__file__).resolve().parents[1] / "autograder" / "samples"
 
 
 def vm_hwm_mib() -> float:
-    """The process's peak resident set size in MiB (from /proc, else getrusage)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """The process's peak resident set size in MiB (the grading worker's own measure)."""
+    from autograder.worker import peak_memory
+
+    return peak_memory() / 2**20
 
 
 def main(argv: list[str]) -> int:

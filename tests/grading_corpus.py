@@ -47,7 +47,7 @@ from pathlib import Path
 import nbformat
 import torch
 
-from autograder.extract import SOLUTIONS, _grade_id
+from autograder.extract import SOLUTIONS, grade_id
 from autograder.make_samples import MISTAKES, solution_sources
 from autograder.release import RELEASE
 
@@ -96,7 +96,7 @@ def _release() -> nbformat.NotebookNode:
 
 def _stubs() -> dict[str, str]:
     """The released (unanswered) source of each solution cell."""
-    return {_grade_id(c): c.source for c in _release().cells if _grade_id(c) in SOLUTIONS}
+    return {grade_id(c): c.source for c in _release().cells if grade_id(c) in SOLUTIONS}
 
 
 def _code(kind: str) -> dict[str, str]:
@@ -121,8 +121,8 @@ def _notebook(fills: dict[str, str]) -> nbformat.NotebookNode:
     """The released notebook with these solution cells filled in (original metadata kept)."""
     nb = _release()
     for cell in nb.cells:
-        if _grade_id(cell) in fills:
-            cell.source = fills[_grade_id(cell)]
+        if grade_id(cell) in fills:
+            cell.source = fills[grade_id(cell)]
     return nb
 
 
@@ -603,7 +603,7 @@ def _change_cell_types(nb) -> None:
     for i, cell in enumerate(nb.cells):
         if _is_grade_cell(cell):
             nb.cells[i] = nbformat.v4.new_markdown_cell(cell.source, metadata=cell.metadata, id=cell.id)
-        elif _grade_id(cell) == "generate":
+        elif grade_id(cell) == "generate":
             nb.cells[i] = nbformat.v4.new_raw_cell(cell.source, metadata=cell.metadata, id=cell.id)
 
 

@@ -27,10 +27,19 @@ pytestmark = pytest.mark.skipif(not jail.jail_available(), reason="the jailed ke
 def manager():
     from autograder.jailed_kernel import JailedKernelManager
 
+    class Recording(JailedKernelManager):
+        """Remembers its socket folders: other graders on the machine make and remove their own."""
+
+        folders: list[str] = []
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            Recording.folders.append(self._ipc_dir)
+
     saved = JailedKernelManager.limits, JailedKernelManager.events
     JailedKernelManager.limits = Limits(wall_seconds=4, memory_bytes=3 * 2**30)
     JailedKernelManager.events = []
-    yield JailedKernelManager
+    yield Recording
     JailedKernelManager.limits, JailedKernelManager.events = saved
 
 
@@ -50,21 +59,17 @@ def _timers() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if isinstance(t, threading.Timer) and t.is_alive()]
 
 
-def _kernel_folders() -> set[str]:
-    """The kernels' socket folders (tmpfs mounts under /tmp), and any such mount still attached."""
-    import tempfile
-
-    folders = {p.name for p in Path(tempfile.gettempdir()).glob("arflow-kernel-*")}
-    mounts = {line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
-              if "arflow-kernel-" in line.split()[4]}
-    return folders | mounts
+def _left_behind(folders: list[str]) -> list[str]:
+    """Those of the kernels' socket folders (tmpfs mounts) that still exist or are still mounted."""
+    mounts = {line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()}
+    return [f for f in folders if Path(f).exists() or f in mounts]
 
 
 def test_a_kernel_killed_by_its_notebook_leaves_no_clock_or_jail_behind(manager, tmp_path):
-    before_timers, before_folders = _timers(), _kernel_folders()
+    before_timers = _timers()
     assert _run(manager, tmp_path, "import os\nos._exit(3)") == "DeadKernelError"
     assert _timers() == before_timers, "the whole-notebook timer of a dead kernel is still running"
-    assert _kernel_folders() == before_folders, "the dead kernel's socket folder was left behind"
+    assert manager.folders and _left_behind(manager.folders) == [], "the dead kernel's socket folder was left behind"
     # Past the limit, nothing may be recorded: the next submission a served worker grades would get it.
     time.sleep(manager.limits.wall_seconds + 1)
     assert manager.events == []

@@ -2,6 +2,7 @@
 # Debian packages the grader and its tests need, installed when missing (as root, with apt-get):
 #   bubblewrap  the jail (bwrap); util-linux: prlimit and setpriv (usually there already)
 #   postgresql  only when no PostgreSQL server binaries are found (tests/pg_server.py)
+#   redis-server  the Celery executor's broker in tests/test_grader_celery.py (tests/redis_server.py)
 # Without root or apt-get it says what is missing: the jail's tests then skip, saying why.
 set -euo pipefail
 need=()
@@ -10,6 +11,7 @@ command -v bwrap >/dev/null || need+=(bubblewrap)
 if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     need+=(postgresql)
 fi
+command -v redis-server >/dev/null || need+=(redis-server)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
     echo "note: missing system packages: ${need[*]} (install them as root; the tests that need them will skip)"

@@ -1,11 +1,11 @@
-"""``python -m autograder {release,grade,demo,calibrate}``: the instructor's commands (see README.md)."""
+"""``python -m autograder {release,grade,worker,demo,calibrate}``: the instructor's commands (see README.md)."""
 
 import sys
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = ("release", "grade", "demo", "calibrate")
+    commands = ("release", "grade", "worker", "demo", "calibrate")
     if not argv or argv[0] not in commands:
         print(f"usage: python -m autograder {{{','.join(commands)}}} [options]  (--help after a command)")
         return 2
@@ -14,6 +14,8 @@ def main(argv=None) -> int:
         from .release import main as run
     elif command == "grade":
         from .grade import main as run
+    elif command == "worker":
+        from .celery_worker import main as run
     elif command == "demo":
         from .demo import main as run
     else:

@@ -1,23 +1,28 @@
-"""``python -m autograder.bench`` (part of ``make bench``): grading throughput.
+"""``python -m autograder.bench`` (``make bench-grader``): grading throughput and CPU per submission.
 
-Grades the same submissions (the 8 public samples plus copies, 12 by default) three ways, one
-after another, and prints submissions per minute:
+Grades the same submissions (the 8 public samples plus copies, 12 by default) four ways, one
+after another, and prints one table (submissions per minute, CPU-s per submission):
 
 1. plain ``nbgrader autograde 10_ar`` (serial, the student's code unjailed, visible tests only:
    what nbgrader alone does),
-2. ``python -m autograder grade --jobs 1`` (a worker per submission: the notebook in a jailed
-   kernel and, at the same time, every check in a jailed black box),
-3. the same with ``--jobs 2``.
+2. ``python -m autograder grade --jobs 1`` (a worker per slot: the notebook in a jailed kernel
+   and, at the same time, every check in a jailed black box),
+3. the same with ``--jobs 2``,
+4. ``--executor celery`` with two local Celery workers of one slot each, on a Redis server started
+   here on loopback (skipped, saying why, where ``redis-server`` or celery is missing).
 
-It also prints the overhead per submission beyond executing its notebook (the worker's time
-past nbgrader's autograde, and the orchestration around the workers) and checks that 1 and 2
-jobs gave the same grades.
+CPU-s are those of this process and every process it started and waited for (``getrusage``:
+the grader, its workers, their jails, the Celery workers, Redis), so other load on the machine
+does not count; wall times do depend on it (the load average is printed). From the measured
+CPU per submission and the queue's overhead per task it projects the wall time of 5,000
+submissions on N worker machines of 2 cores, and checks that every way gave the same grades.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -63,13 +68,43 @@ def plain_nbgrader(submitted: Path, course: Path) -> float:
 
 
 def cpu_seconds() -> float:
-    """CPU seconds the whole machine has spent busy so far (``/proc/stat``): the grader's processes
-    are spread over workers, jails and kernels in namespaces of their own, so count them all (the
-    bench machine should be otherwise idle; its load average is printed)."""
-    with open("/proc/stat") as handle:
-        fields = handle.readline().split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds (user + system) of this process and of its children that ended and were waited for."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def celery_run(submitted: Path, out: Path, seed: int) -> tuple[dict | None, str]:
+    """Grade with two local Celery workers on a Redis of its own; (summary, "") or (None, why not)."""
+    from .local_cluster import CeleryWorkers, RedisServer, find_binary
+
+    try:
+        import celery  # noqa: F401
+    except ImportError as err:
+        return None, f"not run: {err}"
+    binary = find_binary()
+    if binary is None:
+        return None, "not run: redis-server not found (make system-deps installs it)"
+    server = RedisServer(binary)
+    broker = server.start()
+    workers = CeleryWorkers(broker, n=2)
+    try:
+        workers.start()
+        return grade(submitted, out, executor="celery", broker=broker, seed=seed, log=lambda *a: None), ""
+    finally:
+        workers.stop()  # waited for: their CPU counts in RUSAGE_CHILDREN
+        server.stop()
+
+
+def projection(cpu: float, queue_overhead: float, commit: float, n: int = 5000, cores: int = 2) -> str:
+    """Wall time of ``n`` submissions on N machines of ``cores`` cores, each running ``cores`` slots:
+    the CPU of a submission (``cpu``, CPU-s) spread over the cores, plus the queue's overhead per task
+    (``queue_overhead`` s of a slot), and never faster than the single writer (``commit`` s each)."""
+    rows = []
+    for machines in (1, 10, 50, 100, 200):
+        per_task = cpu / cores + queue_overhead / cores
+        seconds = max(n * per_task / machines, n * commit)
+        rows.append(f"| {machines} | {seconds / 3600:.2f} h | {n / seconds * 60:.0f} |")
+    return "\n".join([f"| 2-core workers | wall time for {n} submissions | submissions/min |", "|---|---|---|", *rows])
 
 
 def main(argv=None) -> int:
@@ -77,42 +112,54 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=12, help="submissions (default 12)")
     args = parser.parse_args(argv)
+    table = ["| how | wall s | submissions/min | CPU-s per submission | x plain throughput |", "|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory(prefix="arflow-gradebench-") as tmp:
         tmp = Path(tmp)
         submitted = tmp / "submitted"
         submitted.mkdir()
         students = make_submissions(submitted, args.n)
         n = len(students)
-        print(f"{n} submissions ({', '.join(students)}); load average at start {os.getloadavg()[0]:.1f}", flush=True)
-        cores = len(os.sched_getaffinity(0))
+        print(f"{n} submissions ({', '.join(students)}); load average at start {os.getloadavg()[0]:.1f} "
+              f"on {os.cpu_count()} cores (other load slows the wall times, not the CPU-s)", flush=True)
         cpu0 = cpu_seconds()
         plain = plain_nbgrader(submitted, tmp / "plain")
-        cpu = (cpu_seconds() - cpu0) / n
-        print(f"plain nbgrader autograde, serial: {plain:.0f} s, {60 * n / plain:.2f} submissions/min "
-              f"({plain / n:.1f} s each; visible tests only, nothing jailed); {cpu:.1f} CPU s per submission",
-              flush=True)
-        runs = {}
-        for jobs in (1, 2):
+        plain_cpu = (cpu_seconds() - cpu0) / n
+        table.append(f"| plain nbgrader autograde, serial | {plain:.0f} | {60 * n / plain:.2f} | {plain_cpu:.1f} "
+                     "| x1.00 |")
+        print(table[-1], flush=True)
+        runs, measured = {}, {}
+        for how in ("--jobs 1", "--jobs 2", "celery, 2 workers"):
             began, cpu0 = time.perf_counter(), cpu_seconds()
-            summary = grade(submitted, tmp / f"graded{jobs}", jobs=jobs, seed=7, log=lambda *a: None)
+            if how.startswith("celery"):
+                summary, why = celery_run(submitted, tmp / "celery", seed=7)
+                if summary is None:
+                    table.append(f"| {how} | {why} | | | |")
+                    print(table[-1], flush=True)
+                    continue
+            else:
+                summary = grade(submitted, tmp / how[-1], jobs=int(how[-1]), seed=7, log=lambda *a: None)
             wall = time.perf_counter() - began
             cpu = (cpu_seconds() - cpu0) / n
-            runs[jobs] = summary
+            runs[how], measured[how] = summary, (wall, cpu)
             seconds = summary["worker_seconds"].values()
-            autograde = statistics.mean(s["autograde"] for s in seconds)
-            worker = statistics.mean(s["total"] for s in seconds)
-            checks = statistics.mean(s["checks"] for s in seconds)
-            print(f"autograder grade --jobs {jobs}: {wall:.0f} s, {60 * n / wall:.2f} submissions/min "
-                  f"(x{plain / wall:.2f} the plain serial throughput); {cpu:.1f} CPU s per submission, "
-                  f"{cpu * n / wall:.2f} of {cores} cores busy (at most {60 * cores / cpu:.2f} submissions/min "
-                  f"on {cores} cores)", flush=True)
-            print(f"  per submission: worker {worker:.1f} s = nbgrader autograde {autograde:.1f} s (jailed kernel) "
-                  f"in parallel with the checks {checks:.1f} s; beyond executing the notebook: "
-                  f"{worker - autograde:+.1f} s in the worker, {jobs * wall / n - worker:+.1f} s of orchestration",
-                  flush=True)
-        same = all(r1 == r2 for r1, r2 in zip(runs[1]["rows"], runs[2]["rows"]))
-        print(f"--jobs 1 and --jobs 2 gave the same grades: {same}; "
-              f"2 jobs / 1 job throughput: x{runs[1]['seconds'] / runs[2]['seconds']:.2f}")
+            table.append(f"| `{how}` | {wall:.0f} | {60 * n / wall:.2f} | {cpu:.1f} | x{plain / wall:.2f} |")
+            print(table[-1], flush=True)
+            print(f"  per submission: worker {statistics.mean(s['total'] for s in seconds):.1f} s = nbgrader "
+                  f"autograde {statistics.mean(s['autograde'] for s in seconds):.1f} s (jailed kernel) in parallel "
+                  f"with the checks {statistics.mean(s['checks'] for s in seconds):.1f} s; the single writer's "
+                  f"commit {summary['commit_seconds'] / n:.2f} s", flush=True)
+        print("\n" + "\n".join(table))
+        rows = {how: [r["total"] for r in summary["rows"]] for how, summary in runs.items()}
+        same = len({tuple(r) for r in rows.values()}) == 1
+        print(f"every way gave the same grades: {same}")
+        if "celery, 2 workers" in measured and "--jobs 2" in measured:
+            (celery_wall, celery_cpu), (local_wall, _) = measured["celery, 2 workers"], measured["--jobs 2"]
+            overhead = max(0.0, 2 * (celery_wall - local_wall) / n)  # slot-seconds per task beyond the local pool
+            commit = runs["celery, 2 workers"]["commit_seconds"] / n
+            print(f"\nprojection from the Celery run: {celery_cpu:.1f} CPU-s per submission (the workers' start "
+                  f"included), queue overhead {overhead:.1f} slot-s per task (Celery's wall beyond --jobs 2's), "
+                  f"the single writer's commit {commit:.2f} s per submission:\n")
+            print(projection(celery_cpu, overhead, commit))
     return 0 if same else 1
 
 

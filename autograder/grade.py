@@ -1,6 +1,7 @@
 """Grade every submission: nbgrader autograde, the grader's checks, the gradebook, grades.csv, feedback.
 
-``python -m autograder grade --submitted DIR --out DIR [--jobs N] [--db URL] [--limit N]``
+``python -m autograder grade --submitted DIR --out DIR [--jobs N] [--db URL] [--limit N]
+[--executor celery --broker redis://HOST:PORT/DB]``
 
 Layout of OUT (an nbgrader course directory of its own)::
 
@@ -128,22 +129,47 @@ def _write_state(path: Path, fingerprint_: str, result: dict) -> None:
     os.replace(tmp, path)
 
 
-def _prepare(out: Path, db_url: str) -> Path:
-    """Register the assignment in the class gradebook and build the workers' template course folder."""
+def _prepare(out: Path, db_url: str, local: bool = True) -> Path | None:
+    """Register the assignment in the class gradebook and build the workers' template course folder
+    (``local``: the workers are this machine's; Celery workers build their own)."""
     (out / "source" / ASSIGNMENT).mkdir(parents=True, exist_ok=True)
     shutil.copy(SOURCE, out / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
     result = nbgrader_api(out, db_url).generate_assignment(ASSIGNMENT, force=True, create=True)
     if not result["success"]:
         raise RuntimeError("nbgrader generate_assignment failed:\n" + result.get("error", "") + result.get("log", ""))
-    template = out / "template"  # never under work/: no student's key can name it
+    return make_template(out) if local else None
+
+
+def make_template(folder: Path) -> Path:
+    """``folder/template``: the course folder every submission's private one is copied from (the
+    source, the release and a private SQLite gradebook where the assignment is registered)."""
+    template = folder / "template"  # never under work/: no student's key can name it
     shutil.rmtree(template, ignore_errors=True)
-    (template / "source").mkdir(parents=True)
-    shutil.copytree(out / "source" / ASSIGNMENT, template / "source" / ASSIGNMENT)
+    (template / "source" / ASSIGNMENT).mkdir(parents=True)
+    shutil.copy(SOURCE, template / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
     result = nbgrader_api(template, f"sqlite:///{template / 'gradebook.db'}").generate_assignment(
         ASSIGNMENT, force=True, create=True)
     if not result["success"]:
         raise RuntimeError("nbgrader generate_assignment failed for the template:\n" + result.get("error", ""))
     return template
+
+
+def check_gradebook(db_url: str, timeout: int = 5) -> None:
+    """Raise ConnectionError naming the gradebook when its database server cannot be reached
+    within about ``timeout`` seconds (SQLite files are created as needed)."""
+    if db_url.startswith("sqlite"):
+        return
+    from sqlalchemy import create_engine, text
+
+    args = {"connect_timeout": timeout} if db_url.startswith("postgresql") else {}
+    try:
+        engine = create_engine(db_url, connect_args=args)
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as err:  # noqa: BLE001 - the driver's own errors, said in one sentence
+        raise ConnectionError(f"the gradebook {db_url} cannot be reached ({type(err).__name__}: "
+                              f"{str(err).strip().splitlines()[0][:300] if str(err).strip() else ''})") from err
 
 
 def _worker_command() -> list[str]:
@@ -279,12 +305,47 @@ def _stage(submitted: Path, entry: Entry, out: Path, limits: IntakeLimits) -> Ta
         return Taken(notes=[str(err)])
 
 
+def _local_results(todo: list[str], jobs: int, out: Path, template: Path, staged: dict[str, Taken],
+                   seed: int | None, limits: GradingLimits):
+    """Grade ``todo`` with ``jobs`` local workers; yields ``(student, result)`` as they finish."""
+    logs = out / "logs"
+    logs.mkdir(exist_ok=True)
+    workers: queue.Queue[Worker] = queue.Queue()
+    for slot in range(jobs):
+        workers.put(Worker(slot, logs))
+
+    def work(student: str) -> dict:
+        worker = workers.get()
+        try:
+            return _grade_in(worker, student, out / "intake" / student, staged[student].notes, out, template, seed,
+                             limits)
+        finally:
+            workers.put(worker)
+
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(work, s): s for s in todo}
+            for future in as_completed(futures):
+                student = futures[future]
+                try:
+                    yield student, future.result()
+                except Exception as err:  # noqa: BLE001 - flagged, never dropped, retried next run
+                    yield student, {"student": student, "failed": f"the grader failed: {type(err).__name__}: {err}"}
+    finally:
+        while not workers.empty():
+            workers.get().stop()
+
+
 def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | None = None,
           seed: int | None = None, limit: int | None = None, log=print, progress: bool = False,
-          limits: GradingLimits | None = None) -> dict:
+          limits: GradingLimits | None = None, executor: str = "local", broker: str | None = None,
+          retries: int = 2, transfer: str = "queue") -> dict:
     """Grade every ``submitted/<student>/10_ar/`` into ``out`` with ``jobs`` workers. Returns a summary dict.
 
-    The grades do not depend on ``jobs``: each submission is graded alone, in a worker of its own.
+    ``executor="celery"`` sends one task per submission to the Celery workers on ``broker``
+    (``python -m autograder worker``) instead, sending a failed or lost one again up to
+    ``retries`` times; ``transfer`` says how the files reach them ("queue" or "shared").
+    The grades do not depend on ``jobs`` or the executor: each submission is graded alone, in a worker of its own.
     Every entry of ``submitted`` ends in ``grades.csv``: graded, or flagged with zero points and
     the reason; one student's failure, at any step, is that student's alone.
     """
@@ -295,21 +356,34 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
         raise FileNotFoundError(f"no submissions folder {submitted} (expected <student>/{ASSIGNMENT}/{NOTEBOOK}.ipynb)")
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
+    if executor not in ("local", "celery"):
+        raise ValueError(f"executor must be 'local' or 'celery', got {executor!r}")
     limits = limits or GradingLimits()
     if limit is not None:
         limits = GradingLimits(**{**asdict(limits), "bpd_limit": limit})
     intake_limits = IntakeLimits(weights_bytes=limits.file_bytes)
     out.mkdir(parents=True, exist_ok=True)
     db_url = gradebook_url(db_url, out)
+    # Before any grading: an unreachable broker or gradebook is said at once, naming which.
+    cluster = None
+    if executor == "celery":
+        from .celery_executor import CeleryExecutor
+
+        if not broker:
+            raise ValueError("--executor celery needs --broker redis://HOST:PORT/DB")
+        cluster = CeleryExecutor(broker, out, limits, seed=seed, retries=retries, transfer=transfer, log=log)
+        cluster.check()
+    check_gradebook(db_url)
     # nbgrader runs `alembic` to create the gradebook: make the venv's scripts findable.
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     began = time.perf_counter()
     cgroups.remove_stale()  # what graders killed with -9 left behind
-    template = _prepare(out, db_url)
+    template = _prepare(out, db_url, local=cluster is None)
     entries = list_entries(submitted)
     students = [e.key for e in entries]
     names = {e.key: e.name for e in entries}
     results: dict[str, dict] = {}
+    committed: list[str] = []  # students committed in this run, in order (each once)
     problems: dict[str, list[str]] = {s: [] for s in students}
     flags: dict[str, str] = {}
 
@@ -336,46 +410,39 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
     if len(todo) < len(prints):
         log(f"{len(prints) - len(todo)} submission(s) unchanged since they were graded: kept")
     results.update({s: f["result"] for s, f in finished.items() if f is not None and "result" in f})
-    logs = out / "logs"
-    logs.mkdir(exist_ok=True)
-    workers: queue.Queue[Worker] = queue.Queue()
-    for slot in range(jobs):
-        workers.put(Worker(slot, logs))
-
-    def work(student: str) -> dict:
-        worker = workers.get()
+    if cluster is not None:
+        produced = cluster.results(todo, {s: (out / "intake" / s, staged[s].files, staged[s].notes) for s in todo})
+    else:
+        produced = _local_results(todo, jobs, out, template, staged, seed, limits)
+    bar = tqdm(total=len(todo), desc="grading", unit="submission", disable=not progress)
+    commit_seconds = 0.0  # the single writer's time: a bound on the throughput of any number of workers
+    for student, result in produced:
+        bar.update(1)
         try:
-            return _grade_in(worker, student, out / "intake" / student, staged[student].notes, out, template, seed,
-                             limits)
-        finally:
-            workers.put(worker)
-
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(work, s): s for s in todo}
-        bar = tqdm(total=len(todo), desc="grading", unit="submission", disable=not progress)
-        for future in as_completed(futures):
-            student = futures[future]
-            bar.update(1)
-            try:
-                result = future.result()
-                if "failed" not in result:
-                    _commit(out, db_url, result)
-            except Exception as err:  # never lose a submission: it stays ungraded, flagged, and is retried next run
-                result = {"student": student, "failed": f"the grader failed: {type(err).__name__}: {err}"}
-            results[student] = result
-            if "failed" in result:
-                problems[student].append(result["failed"])
-                flags[student] = "NOT GRADED: run the grader again to retry"
-                log(f"{shown(names[student])}: NOT GRADED ({result['failed'][:200]}); run the grader again to retry")
-                continue
-            log(f"{shown(names[student])}: {sum(result['scores'].values()):g} points in "
-                f"{result['seconds']['total']:.0f} s")
-            # Written last and atomically: it marks this student's grade as committed.
-            _write_state(state / f"{student}.json", prints[student], result)
+            if "failed" not in result:
+                t0 = time.perf_counter()
+                _commit(out, db_url, result)
+                commit_seconds += time.perf_counter() - t0
+        except Exception as err:  # never lose a submission: it stays ungraded, flagged, and is retried next run
+            result = {**result, "failed": f"the grader failed: {type(err).__name__}: {err}"}
+        results[student] = result
+        if "failed" in result:
+            problems[student].append(result["failed"])
+            flags[student] = "NOT GRADED: run the grader again to retry"
+            log(f"{shown(names[student])}: NOT GRADED ({result['failed'][:200]}); run the grader again to retry")
             shutil.rmtree(out / "work" / student, ignore_errors=True)
-        bar.close()
-    while not workers.empty():
-        workers.get().stop()
+            continue
+        log(f"{shown(names[student])}: {sum(result['scores'].values()):g} points in "
+            f"{result['seconds']['total']:.0f} s")
+        # Written last and atomically: it marks this student's grade as committed.
+        _write_state(state / f"{student}.json", prints[student], result)
+        committed.append(student)
+        shutil.rmtree(out / "work" / student, ignore_errors=True)
+    bar.close()
+    if cluster is not None:
+        from .celery_executor import summary_line
+
+        log(summary_line(cluster.attempts))
     _register_ungraded(db_url, [s for s in students if s not in prints])
     header, rows = _grade_table(db_url, entries, flags)
     write_grades_csv(out / "grades.csv", header, rows)
@@ -391,7 +458,9 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
             problems[student].append(flag)
     summary = {"students": students, "names": names, "rows": rows, "header": header, "problems": problems,
                "flags": flags, "seconds": time.perf_counter() - began, "feedback": str(out / "feedback"),
-               "hidden": hidden, "graded_now": todo, "results": results,
+               "hidden": hidden, "graded_now": todo, "results": results, "committed": committed,
+               "commit_seconds": commit_seconds,
+               "executor": executor,
                "worker_seconds": {s: r["seconds"] for s, r in results.items() if "seconds" in r and s in todo},
                "memory": {s: r["memory"] for s, r in results.items() if "memory" in r}}
     (out / "hidden.json").write_text(json.dumps(hidden, indent=1))
@@ -431,9 +500,22 @@ def main(argv=None) -> int:
     parser.add_argument("--db", default=None, help="gradebook URL (default: sqlite:///OUT/gradebook.db)")
     parser.add_argument("--seed", type=int, default=None, help="fix the probes' seed (default: secret, random)")
     parser.add_argument("--limit", type=int, default=None, help="grader-only digits for bits/dim (default: all 500)")
+    parser.add_argument("--executor", choices=("local", "celery"), default="local",
+                        help="local: --jobs worker processes here (default); celery: tasks for the workers of "
+                             "--broker (python -m autograder worker, on any machine)")
+    parser.add_argument("--broker", default=None, help="the Celery broker and result backend: redis://HOST:PORT/DB")
+    parser.add_argument("--retries", type=int, default=2,
+                        help="celery: times a failed or lost task is sent again before it is flagged (default 2)")
+    parser.add_argument("--transfer", choices=("queue", "shared"), default="queue",
+                        help="celery: submissions travel in the tasks (default), or OUT is a shared folder")
     args = parser.parse_args(argv)
-    summary = grade(args.submitted, args.out, jobs=args.jobs, db_url=args.db, seed=args.seed, limit=args.limit,
-                    progress=True)
+    try:
+        summary = grade(args.submitted, args.out, jobs=args.jobs, db_url=args.db, seed=args.seed, limit=args.limit,
+                        progress=True, executor=args.executor, broker=args.broker, retries=args.retries,
+                        transfer=args.transfer)
+    except (ConnectionError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print_table(summary)
     print(summary["summary"]["text"])
     print(f"grades: {Path(args.out) / 'grades.csv'}; feedback: {summary['feedback']}/<student>/{ASSIGNMENT}/; "

@@ -35,3 +35,18 @@ def postgres_server():
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_broker():
+    """A real Redis server on loopback for the session, as a broker URL (skipped where redis-server is absent)."""
+    from redis_server import RedisServer, find_binary
+
+    binary = find_binary()
+    if binary is None:
+        pytest.skip("redis-server not found: run `make system-deps` (Debian's redis-server) to run the tests "
+                    "of the Celery executor")
+    server = RedisServer(binary)
+    url = server.start()
+    yield url
+    server.stop()

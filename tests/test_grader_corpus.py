@@ -1,5 +1,7 @@
 """The corpus of hostile and broken submissions (tests/grading_corpus.py), graded in ONE run with
-2 jobs together with honest submissions.
+2 workers together with honest submissions: through the Celery executor, on a real Redis and two
+Celery workers (processes of their own), where redis-server and celery can be had, else with the
+local pool (``--jobs 2``); the expectations are the same for both, and the test output says which.
 
 Each scenario must get exactly the total its honest parts earn, with a reason that says what
 happened; the honest submissions must get the totals they get alone (the samples' expected
@@ -65,8 +67,31 @@ class Listener:
         self.sock.close()
 
 
+def _executor(request):
+    """("celery", broker, workers, server) on a real Redis with two Celery workers, or ("local", ...) and why."""
+    from redis_server import CeleryWorkers, RedisServer, find_binary
+
+    try:
+        import celery  # noqa: F401
+    except ImportError:
+        return "local", None, None, None, "celery is not installed"
+    binary = find_binary()
+    if binary is None:
+        return "local", None, None, None, "redis-server not found (make system-deps installs it)"
+    server = RedisServer(binary)
+    broker = server.start()
+    workers = CeleryWorkers(broker, n=2)
+    try:
+        workers.start()
+    except RuntimeError as err:
+        workers.stop()
+        server.stop()
+        return "local", None, None, None, f"the Celery workers did not start ({err})"
+    return "celery", broker, workers, server, "Redis on loopback, 2 Celery workers"
+
+
 @pytest.fixture(scope="module")
-def graded():
+def graded(request):
     # Outside /tmp (the jail gives each submission a private /tmp): what keeps the submissions, the
     # output folder and the canary out of reach must be the jail's hidden paths and its own uid.
     root = Path(tempfile.mkdtemp(dir="/var/tmp", prefix="arflow-corpus-"))
@@ -77,10 +102,25 @@ def graded():
     ctx.canary.mkdir()
     os.chmod(ctx.canary, 0o777)  # writable by anyone: only the jail can keep a submission out
     scenarios = build_corpus(ctx.submitted, ctx)
-    summary = grade(ctx.submitted, ctx.out, jobs=2, seed=99, limits=LIMITS, log=lambda *a: None)
+    executor, broker, workers, server, why = _executor(request)
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    said = f"\ncorpus graded with the {executor} executor ({why if executor == 'celery' else 'local --jobs 2: ' + why})"
+    if reporter:
+        reporter.write_line(said)
+    try:
+        summary = grade(ctx.submitted, ctx.out, jobs=2, seed=99, limits=LIMITS, log=lambda *a: None,
+                        executor=executor, broker=broker)
+        GRADERS[:] = [os.getpid(), *([p.pid for p in workers.processes.values()] if workers else [])]
+    finally:
+        if workers:
+            workers.stop()
+            server.stop()
     listener.close()
     yield scenarios, summary, ctx, listener
     subprocess.run(["rm", "-rf", str(root)], check=False)  # rmtree recurses: 1,100-deep folders are there
+
+
+GRADERS: list[int] = []  # the processes whose cgroups held the submissions (the grader, or the Celery workers)
 
 
 def _walk(top: Path, depth: int = 64):
@@ -172,8 +212,9 @@ def test_nothing_escapes_the_jail(graded):
     assert 0x0A4F1E12 not in keys, "a shared-memory segment of a submission outlived the run"
     if Path("/dev/mqueue").is_dir():
         assert not list(Path("/dev/mqueue").glob("arflowcorpus*")), "a message queue outlived the run"
-    # The cgroups of this run's submissions are gone (the grader ran in this process).
-    assert not list(Path("/sys/fs/cgroup").glob(f"**/arflow-grader/{os.getpid()}-*/cgroup.procs"))
+    # The cgroups of this run's submissions are gone (named after the grader's process or the Celery workers').
+    for pid in GRADERS:
+        assert not list(Path("/sys/fs/cgroup").glob(f"**/arflow-grader/{pid}-*/cgroup.procs"))
 
 
 def test_hostile_code_cannot_change_the_gradebook_or_grades_csv(graded):

@@ -4,6 +4,6 @@ Each recipe declares its model and training configs and the checkpoints it requi
 :func:`arflow.train.checkpoints.training_order` trains them in dependency order.
 """
 
-from arflow.train.recipes import convolutional, flows, transformers, vqvae
+from arflow.train.recipes import classifier, convolutional, flows, transformers, vqvae
 
-RECIPES = [*convolutional.RECIPES, *vqvae.RECIPES, *transformers.RECIPES, *flows.RECIPES]
+RECIPES = [*classifier.RECIPES, *convolutional.RECIPES, *vqvae.RECIPES, *transformers.RECIPES, *flows.RECIPES]

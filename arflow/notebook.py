@@ -40,11 +40,15 @@ def setup(seed: int = 0, threads: int | None = None) -> tuple[torch.device, bool
 
 
 def show_training(trained, title: str = "training", ylabel: str = "loss (nats per dimension)",
-                  eval_label: str = "test", window: int = 20):
+                  eval_label: str = "test", window: int = 20, train_scale: float = 1.0,
+                  eval_ylabel: str | None = None):
     """Print a model's one-line summary and draw its training curve from its saved history.
 
     ``trained`` is what :func:`arflow.train.checkpoints.load_or_train` returns, shipped or trained
     now: the same call in both cases. A checkpoint saved without a history says so instead of a curve.
+    Units as in :func:`arflow.viz.primitives.plot_history`: the training loss times ``train_scale``
+    is drawn in the unit ``ylabel`` names; a test metric of another quantity gets its own axis
+    (``eval_ylabel``).
     """
     import matplotlib.pyplot as plt
 
@@ -54,6 +58,7 @@ def show_training(trained, title: str = "training", ylabel: str = "loss (nats pe
     if not trained.history.train and not trained.history.eval:
         print(f"(no training curve saved with this checkpoint; `{trained.manifest['command']}` saves one)")
         return None
-    figure = plot_history(trained.history, title=title, ylabel=ylabel, eval_label=eval_label, window=window)
+    figure = plot_history(trained.history, title=title, ylabel=ylabel, eval_label=eval_label, window=window,
+                          train_scale=train_scale, eval_ylabel=eval_ylabel)
     plt.show()
     return figure

@@ -92,3 +92,16 @@ def test_sequence_support_of_a_cumulative_sum_is_lower_triangular():
     assert torch.equal(support, torch.tril(torch.ones(5, 5, dtype=torch.bool)))
     with pytest.raises(ValueError, match=r"\(1, T, C\)"):
         receptive.sequence_support(lambda h: h, torch.rand(2, 5, 3))
+
+
+def test_plot_history_draws_train_and_test_in_one_unit_or_on_two_axes():
+    from arflow.train.loop import History
+
+    history = History(train=[(1, math.log(2) * 6.0), (2, math.log(2) * 5.0)], eval=[(2, 5.5)])
+    fig = plotting.plot_history(history, ylabel="bits per sample", train_scale=1 / math.log(2), window=1)
+    ax = fig.axes[0]
+    assert len(fig.axes) == 1 and ax.get_ylabel() == "bits per sample"
+    assert np.allclose(ax.lines[0].get_ydata(), [6.0, 5.0])  # nats drawn as bits: the test unit
+    fig = plotting.plot_history(history, ylabel="loss (nats, weighted)", eval_ylabel="test (bits per token)")
+    assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "test (bits per token)"
+    assert np.allclose(fig.axes[1].lines[0].get_ydata(), [5.5])

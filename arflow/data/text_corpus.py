@@ -1,6 +1,6 @@
 """A text corpus that every machine running Python has offline: source files of the standard library.
 
-The byte-level GPT of lecture 05 needs text, the course may not download anything, and every
+The byte-level GPT of lecture 04 needs text, the course may not download anything, and every
 Python installation ships megabytes of English-and-code text: the standard library's source.
 We read a **fixed list** of pure-Python modules (so the corpus is the same from run to run),
 located at run time with ``inspect.getsourcefile``. They are plain, well-documented code

@@ -1,4 +1,4 @@
-"""A small GPT: a decoder-only transformer over tokens (bytes for text, in lecture 05).
+"""A small GPT: a decoder-only transformer over tokens (bytes of text, in lecture 04).
 
 p(x_1, ..., x_T) = prod_t p(x_t | x_{<t}): the model reads tokens x_1..x_T and its output at
 position t is the distribution of x_{t+1}. Token embedding + learned position embedding,

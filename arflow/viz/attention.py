@@ -1,4 +1,4 @@
-"""Figures of lectures 05 and 06: attention maps, masks of one pixel and of all pixels, cost curves,
+"""Figures of lectures 04 and 05: attention maps, masks of one pixel and of all pixels, cost curves,
 and the Sparse Transformer explorer. Every mask drawn here is computed by the model code."""
 
 from __future__ import annotations
@@ -140,17 +140,22 @@ def plot_reach(masks, layers: int, title: str, ax=None):
     return show_matrix_mask(reachable(masks, layers), title=title, ax=ax, annotate=False)
 
 
-def plot_costs(ns, series: dict[str, list[float]], ylabel: str, title: str, references=("n^2", "n sqrt n")):
-    """Log-log plot of measured costs against n with reference slopes n^2 and n^1.5 (anchored at the
-    first point of the first series)."""
+def plot_costs(ns, series: dict[str, list[float]], ylabel: str, title: str, references=("n^2", "n sqrt n"),
+               anchor: str = "first"):
+    """Log-log plot of measured costs against n with reference slopes n^2 and n^1.5, drawn through the
+    ``anchor`` ("first" or "last") point of the first series. Measured times are best anchored at the
+    last (largest) n, where fixed overheads matter least."""
+    if anchor not in ("first", "last"):
+        raise ValueError(f"anchor must be 'first' or 'last', got {anchor!r}")
     ns = np.asarray(ns, dtype=float)
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
     for name, values in series.items():
         ax.plot(ns, values, "o-", label=name)
-    anchor = np.asarray(next(iter(series.values())), dtype=float)[0]
+    at = 0 if anchor == "first" else -1
+    value = np.asarray(next(iter(series.values())), dtype=float)[at]
     for ref in references:
         power = 2.0 if ref == "n^2" else 1.5 if ref == "n sqrt n" else 1.0
-        ax.plot(ns, anchor * (ns / ns[0]) ** power, "--", color="grey" if power == 2 else GREY,
+        ax.plot(ns, value * (ns / ns[at]) ** power, "--", color="grey" if power == 2 else GREY,
                 linewidth=1, label=f"∝ {ref}")
     ax.set_xscale("log")
     ax.set_yscale("log")

@@ -1,4 +1,4 @@
-"""Figures of the flow lectures (07, 08), computed from the model code. Each returns a Figure."""
+"""Figures of the flow lectures (06, 07), computed from the model code. Each returns a Figure."""
 
 from __future__ import annotations
 
@@ -216,16 +216,29 @@ def draw_architecture(description: list[tuple[str, tuple]], title: str = "multi-
 
 # --------------------------------------------------------------------------- Glow
 def plot_actnorm_statistics(before: torch.Tensor, after: torch.Tensor):
-    """Per-channel mean and standard deviation of a batch (B, C, H, W) before and after actnorm."""
+    """Per-channel mean and standard deviation of a batch (B, C, H, W) before and after actnorm.
+
+    "Before" is drawn as bars, "after" as diamond markers: after actnorm's initialisation the means
+    are zero, and a bar of height zero would be invisible. The mean panel's axis is symmetric about 0.
+    """
     fig, axes = plt.subplots(1, 2, figsize=(10, 3))
     for ax, stat, label in ((axes[0], "mean", "mean"), (axes[1], "std", "standard deviation")):
-        for offset, (t, name, colour) in enumerate(((before, "before", SILVER), (after, "after", LINE))):
+        largest = 0.0
+        for offset, (t, name) in enumerate(((before, "before"), (after, "after"))):
             flat = t.detach().transpose(0, 1).flatten(1)
-            values = flat.mean(1) if stat == "mean" else flat.std(1, unbiased=False)
-            ax.bar(np.arange(len(values)) + 0.4 * offset - 0.2, values.numpy(), width=0.4, color=colour, label=name)
-        ax.axhline(0 if stat == "mean" else 1, color=RED, linestyle="--", linewidth=1)
+            values = (flat.mean(1) if stat == "mean" else flat.std(1, unbiased=False)).numpy()
+            largest = max(largest, float(np.abs(values).max()))
+            x = np.arange(len(values)) + 0.4 * offset - 0.2
+            if name == "before":
+                ax.bar(x, values, width=0.4, color=SILVER, label=name)
+            else:
+                ax.plot(x, values, "D", color=LINE, markersize=7, label=f"{name} (markers)")
+        ax.axhline(0 if stat == "mean" else 1, color=RED, linestyle="--", linewidth=1,
+                   label="target " + ("0" if stat == "mean" else "1"))
+        ax.set_ylim(-1.6 * largest if stat == "mean" else 0, 1.6 * largest)  # room for the legend on top
+        ax.set_xticks(np.arange(len(values)))
         ax.set(xlabel="channel", ylabel=f"{label} over the batch", title=f"per-channel {label}")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, ncol=3, loc="upper center")
     fig.suptitle("actnorm's data-dependent initialisation, on its first batch")
     fig.tight_layout()
     return fig

@@ -64,22 +64,38 @@ def draw_grid_values(ax, values, fmt: str = "{:g}", color="black", fontsize: int
 
 
 def plot_history(history, title: str = "training", ylabel: str = "loss (nats per pixel)",
-                 eval_label: str = "test", window: int = 20, ax=None):
-    """Loss curve of a :class:`arflow.train.loop.History` (raw, smoothed, and evaluations)."""
+                 eval_label: str = "test", window: int = 20, ax=None, train_scale: float = 1.0,
+                 eval_ylabel: str | None = None):
+    """Loss curve of a :class:`arflow.train.loop.History` (raw, smoothed, and evaluations).
+
+    One axis, one unit: ``ylabel`` names the unit of the plotted values. The training losses are
+    multiplied by ``train_scale`` first (``1 / ln 2`` turns a loss in nats into bits, the unit of
+    the test metric). When the test metric is another quantity than the loss (for example a
+    weighted loss against bits of the image tokens only), give ``eval_ylabel``: the evaluations are
+    then drawn on their own right-hand axis, labelled with it.
+    """
     fig = None
     if ax is None:
         fig, ax = plt.subplots(figsize=(6, 3.5))
+    handles = []
     if history.train:
         steps, losses = zip(*history.train)
-        ax.plot(steps, losses, color=SILVER, linewidth=0.8, label="train (per step)")
-        ax.plot(steps, smooth(list(losses), window), color=LINE, label=f"train (mean of {window})")
+        losses = [train_scale * v for v in losses]
+        handles += ax.plot(steps, losses, color=SILVER, linewidth=0.8, label="train (per step)")
+        handles += ax.plot(steps, smooth(list(losses), window), color=LINE, label=f"train (mean of {window})")
     if history.eval:
         steps, values = zip(*history.eval)
-        ax.plot(steps, values, "o-", color=RED, label=eval_label)
+        eval_ax = ax
+        if eval_ylabel is not None:
+            eval_ax = ax.twinx()
+            eval_ax.set_ylabel(eval_ylabel, color=RED)
+            eval_ax.tick_params(axis="y", colors=RED)
+        handles += eval_ax.plot(steps, values, "o-", color=RED, label=eval_label)
     ax.set_xlabel("optimisation step")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend()
+    if handles:
+        ax.legend(handles=handles, labels=[h.get_label() for h in handles])
     return fig or ax.figure
 
 

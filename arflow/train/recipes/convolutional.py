@@ -1,4 +1,4 @@
-"""Checkpoints of Part I (convolutional autoregressive models): Gated PixelCNNs on MNIST, a WaveNet.
+"""Checkpoints of Part I, lectures 01 and 02 (convolutional autoregressive models): Gated PixelCNNs on MNIST, a WaveNet.
 
 - ``gated_pixelcnn_mnist``: unconditional Gated PixelCNN, 256-way softmax per pixel.
 - ``gated_pixelcnn_mnist_cond``: the same, class-conditional (one learned bias per digit and gate).

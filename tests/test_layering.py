@@ -10,7 +10,8 @@ From the bottom up (a module may import its own package and any lower layer, not
 4. ``arflow.viz``: figures and explorers;
 5. ``arflow.train``: the loop, callbacks, schedules, checkpoints and their recipes;
 6. the top: ``arflow.notebook``, ``arflow.assignment_checks``, ``arflow.bench``,
-   ``arflow.benchmarks`` and the two compatibility modules ``arflow.plotting``, ``arflow.training``.
+   ``arflow.benchmarks``, ``arflow.exercises`` (the lectures' write-and-check exercises) and the two
+   compatibility modules ``arflow.plotting``, ``arflow.training``.
 
 The imports are read with ``ast`` (also those inside functions), so a lazy import cannot hide an
 upward dependency.
@@ -36,7 +37,7 @@ LAYERS = {
     "arflow.viz": 4,
     "arflow.train": 5,
     "arflow.notebook": 6, "arflow.assignment_checks": 6, "arflow.bench": 6, "arflow.benchmarks": 6,
-    "arflow.plotting": 6, "arflow.training": 6,
+    "arflow.exercises": 6, "arflow.plotting": 6, "arflow.training": 6,
 }
 TOP = 6
 

@@ -175,6 +175,17 @@ def markdown_cells(path: Path) -> list[str]:
     return [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown"]
 
 
+def code_comments(path: Path) -> list[str]:
+    """The comments of each code cell of a notebook (one string per cell; IPython magics skipped)."""
+    out = []
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == "code":
+            source = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+            out.append("\n".join(tok.string for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+                                 if tok.type == tokenize.COMMENT))
+    return out
+
+
 def lecture_paths() -> list[Path]:
     return sorted(LECTURES.glob("[0-9][0-9]_*.ipynb"))
 
@@ -215,6 +226,13 @@ def test_lecture_citations_in_library_docstrings_and_comments():
 def test_markdown_never_hand_writes_a_measured_number():
     problems = [p for path in lecture_paths() for i, cell in enumerate(markdown_cells(path))
                 for p in check_measured_numbers(cell, f"{path.name}, markdown cell {i}")]
+    assert not problems, "\n".join(problems)
+
+
+def test_code_comments_in_lectures_never_hand_write_a_measured_number():
+    # for example the TRAIN flag's "(about 4-6 minutes each in full)": the manifests hold the times
+    problems = [p for path in lecture_paths() for i, comments in enumerate(code_comments(path))
+                for p in check_measured_numbers(comments, f"{path.name}, code cell {i} (comments)")]
     assert not problems, "\n".join(problems)
 
 
@@ -269,6 +287,7 @@ WRONG_NUMBERS = [
     "The shipped RealNVP reaches 2.84 bits/dim and Glow 2.00 bits/dim.",
     "a redraw takes 0.34 s",
     "the sampler ran for 12 seconds",
+    "# True: retrain RealNVP and Glow (20 steps each in fast mode; about 4-6 minutes each in full)",
 ]
 RIGHT_NUMBERS = [
     "A model that knows nothing scores 8 bits/dim (uniform over 256 values).",

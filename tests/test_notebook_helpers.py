@@ -25,9 +25,9 @@ def test_setup_seeds_and_reports(capsys, monkeypatch):
     assert "fast mode" in capsys.readouterr().out
 
 
-def test_explorer_draws_statically_then_on_every_change(monkeypatch):
+def test_explorer_draws_at_once_then_on_every_change(monkeypatch):
     shown = []
-    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    monkeypatch.setattr("IPython.display.display", lambda *objs, **kwargs: shown.append(objs))
     calls = []
 
     def draw(size, label):
@@ -39,8 +39,8 @@ def test_explorer_draws_statically_then_on_every_change(monkeypatch):
     size = widgets.IntSlider(value=3, min=1, max=9)
     label = widgets.Dropdown(options=["a", "b"], value="a")
     box = notebook.explorer(draw, size=size, label=label)
-    assert calls[0] == (3, "a")  # the static drawing
-    assert isinstance(box, widgets.VBox)
+    assert calls[0] == (3, "a")  # the first state, drawn at once
+    assert isinstance(box, widgets.VBox) and len(shown) == 1  # one box displayed: one picture
     size.value = 7
     assert calls[-1] == (7, "a")
     label.value = "b"

@@ -1,4 +1,4 @@
-"""Part I benchmarks: fast vs naive generation (WaveNet, Gated PixelCNN) and explorer redraw times."""
+"""Part I benchmarks: fast vs naive generation (WaveNet, Gated PixelCNN). (Explorer redraw times: `explorers`.)"""
 
 from __future__ import annotations
 
@@ -46,28 +46,6 @@ def _pixelcnn_lines() -> list[str]:
     return lines
 
 
-def _explorer_lines() -> list[str]:
-    import matplotlib.pyplot as plt
-
-    from arflow.viz import receptive_fields as rf
-
-    lines = []
-    cases = [("causal stack (k=2, 6 layers, dilated)", lambda: rf.draw_causal_stack(2, 6, True, 40, 48)),
-             ("masked field 16x16, 8 layers k=7, with gradient check",
-              lambda: rf.draw_receptive_field("masked", 8, 7, "A", 15, 8)),
-             ("gated field 16x16, 8 layers k=7, with gradient check",
-              lambda: rf.draw_receptive_field("gated", 8, 7, "A", 15, 8)),
-             ("gated field 16x16, 8 layers k=7, analytic only",
-              lambda: rf.draw_receptive_field("gated", 8, 7, "A", 15, 8, check=False))]
-    for name, draw in cases:
-        def redraw(draw=draw):
-            fig = draw()
-            fig.canvas.draw()  # render, as the widget does
-            plt.close(fig)
-        lines.append(f"explorer redraw, {name}: {1000 * median_seconds(redraw, repeat=5):.0f} ms")
-    return lines
-
-
 def run() -> list[str]:
     torch.set_num_threads(1)
-    return _explorer_lines() + _wavenet_lines() + _pixelcnn_lines()
+    return _wavenet_lines() + _pixelcnn_lines()

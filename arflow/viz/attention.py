@@ -32,17 +32,25 @@ def show_matrix_mask(mask, title: str = "causal mask", ax=None, annotate: bool |
 
 def plot_attention_map(weights, labels: list[str] | None = None, title: str = "attention weights", ax=None):
     """Heat map of one head's attention weights (T, T); ``labels`` name the positions (characters)."""
+    from matplotlib.transforms import blended_transform_factory
+
     w = to_numpy(weights)
     fig = None
     if ax is None:
-        size = max(4.0, 0.16 * len(w) + 1.5)
+        size = min(9.0, max(4.0, 0.11 * len(w) + 1.5))
         fig, ax = plt.subplots(figsize=(size, size))
     image = ax.imshow(w, cmap="viridis", vmin=0, vmax=max(1e-9, float(w.max())))
-    if labels is not None:
-        ax.set_xticks(range(len(labels)), labels, fontsize=7, family="monospace")
-        ax.set_yticks(range(len(labels)), labels, fontsize=7, family="monospace")
-    ax.set_xlabel("key: the byte attended to")
-    ax.set_ylabel("query: the byte whose successor is predicted")
+    if labels is not None:  # one text per byte: far cheaper to draw than a tick per byte, same picture
+        ax.set_xticks([])
+        ax.set_yticks([])
+        size = 7 if len(labels) <= 48 else 6
+        below = blended_transform_factory(ax.transData, ax.transAxes)
+        left = blended_transform_factory(ax.transAxes, ax.transData)
+        for k, label in enumerate(labels):
+            ax.text(k, -0.01, label, transform=below, ha="center", va="top", fontsize=size, family="monospace")
+            ax.text(-0.01, k, label, transform=left, ha="right", va="center", fontsize=size, family="monospace")
+    ax.set_xlabel("key: the byte attended to", labelpad=12 if labels is not None else 4)
+    ax.set_ylabel("query: the byte whose successor is predicted", labelpad=12 if labels is not None else 4)
     ax.set_title(title, fontsize=10)
     (fig or ax.figure).colorbar(image, ax=ax, fraction=0.046, label="attention weight (probability)")
     return fig or ax.figure
@@ -87,7 +95,8 @@ def plot_pixel_masks(masks, image_size: tuple[int, int], pixel: tuple[int, int],
         ax.set_xlabel("key pixel j (raster order)")
         ax.set_ylabel("query pixel i (raster order)")
     fig.suptitle(suptitle)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.12 if heads > 1 else 0.2, right=0.97, top=0.86, bottom=0.08, hspace=0.45,
+                        wspace=0.4)
     return fig
 
 
@@ -126,6 +135,7 @@ def sparse_explorer(side: int = 12):
 
     return explorer(
         lambda pattern, stride, row, col: draw_pattern(pattern, stride, row, col, side),
+        applies={"stride": lambda values: values["pattern"] != "dense"},  # dense attention has no stride
         pattern=widgets.Dropdown(options=["strided", "fixed", "dense"], value="strided", description="pattern"),
         stride=widgets.IntSlider(value=side // 2, min=1, max=2 * side, description="stride l"),
         row=widgets.IntSlider(value=side // 3, min=0, max=side - 1, description="row"),

@@ -23,7 +23,7 @@ def plot_change_of_variables_1d(a: float = 1.0, n: int = 20000, seed: int = 0):
     x = g(z)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
     zs = torch.linspace(-4, 4, 400)
-    axes[0].hist(z.numpy(), bins=80, density=True, color=LIGHT_BLUE, label="samples of z")
+    axes[0].hist(z.numpy(), bins=80, density=True, color=LIGHT_BLUE, histtype="stepfilled", label="samples of z")
     axes[0].plot(zs, torch.exp(-zs ** 2 / 2) / math.sqrt(2 * math.pi), color=LINE, label="N(z; 0, 1)")
     axes[0].set(title="base density p(z)", xlabel="z", ylabel="density (per unit of z)")
     axes[0].legend(fontsize=8)
@@ -33,11 +33,11 @@ def plot_change_of_variables_1d(a: float = 1.0, n: int = 20000, seed: int = 0):
     lim = float(np.quantile(np.abs(x.numpy()), 0.99))
     xs = torch.linspace(-lim, lim, 400)
     axes[2].hist(x.numpy(), bins=np.linspace(-lim, lim, 80), density=True, color=LIGHT_ORANGE,
-                 label="samples x = g(z)")
+                 histtype="stepfilled", label="samples x = g(z)")
     axes[2].plot(xs, density_through_map(f, xs), color=RED, label="p(z = f(x)) |f'(x)|")
     axes[2].set(title="pushed density p(x)", xlabel="x", ylabel="density (per unit of x)")
     axes[2].legend(fontsize=8)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.15, top=0.9, wspace=0.3)  # (an explorer redraws it)
     return fig
 
 

@@ -152,14 +152,19 @@ def timing_bars(seconds: dict, title: str = "sampling time"):
     return fig
 
 
-def draw_code_edit(vqvae, images, digit: int = 0, row: int = 3, col: int = 3, code: int = 0):
+def draw_code_edit(vqvae, images, digit: int = 0, row: int = 3, col: int = 3, code: int = 0,
+                   codes: torch.Tensor | None = None, decoded: torch.Tensor | None = None):
     """Decode digit ``digit`` of ``images`` (N, 1, 28, 28) from its 7x7 codes, then with code ``code``
-    written at (``row``, ``col``): both decodings and their difference (red: the code's 4x4 cell)."""
+    written at (``row``, ``col``): both decodings and their difference (red: the code's 4x4 cell).
+
+    ``codes`` (N, 7, 7) and ``decoded`` (N, 1, 28, 28): ``vqvae.encode(images)`` and its decoding, if
+    already computed (the explorer computes them once, so a redraw decodes only the edited grid)."""
     with torch.no_grad():
-        grid = vqvae.encode(images[digit:digit + 1])
+        grid = vqvae.encode(images[digit:digit + 1]) if codes is None else codes[digit:digit + 1]
         edited = grid.clone()
         edited[0, row, col] = code
-        before, after = vqvae.decode(grid)[0, 0], vqvae.decode(edited)[0, 0]
+        before = (vqvae.decode(grid) if decoded is None else decoded[digit:digit + 1])[0, 0]
+        after = vqvae.decode(edited)[0, 0]
     fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.6))
     axes[0].imshow(to_numpy(before), cmap="gray", vmin=0, vmax=1)
     axes[0].set_title(f"decoded, code {grid[0, row, col].item()} at ({row}, {col})", fontsize=9)
@@ -172,7 +177,7 @@ def draw_code_edit(vqvae, images, digit: int = 0, row: int = 3, col: int = 3, co
         ax.set_xlabel("column (pixels)")
     axes[0].set_ylabel("row (pixels)")
     fig.suptitle("Editing one code of the 7x7 grid (red: the code's 4x4 cell)")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.15, top=0.8, wspace=0.3)  # (an explorer redraws it)
     return fig
 
 
@@ -182,7 +187,10 @@ def code_edit_explorer(vqvae, images):
 
     from arflow.viz.explorer import explorer
 
-    return explorer(lambda **values: draw_code_edit(vqvae, images, **values),
+    with torch.no_grad():  # once: the codes of every digit and their decodings
+        codes = vqvae.encode(images)
+        decoded = vqvae.decode(codes)
+    return explorer(lambda **values: draw_code_edit(vqvae, images, codes=codes, decoded=decoded, **values),
                     digit=widgets.IntSlider(0, 0, len(images) - 1, description="digit"),
                     row=widgets.IntSlider(3, 0, 6, description="row"),
                     col=widgets.IntSlider(3, 0, 6, description="col"),

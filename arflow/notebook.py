@@ -62,3 +62,24 @@ def show_training(trained, title: str = "training", ylabel: str = "loss (nats pe
                           train_scale=train_scale, eval_ylabel=eval_ylabel)
     plt.show()
     return figure
+
+
+def judge_digits(images: torch.Tensor, labels=None, show: bool = True):
+    """Score generated digits (N, 1, 28, 28) in [0, 1] with the shipped digit classifier and print one line.
+
+    ``labels`` (N,): the class or caption each image was generated from, if any. Returns the
+    :class:`~arflow.evaluate.samples.SampleScore`; the line is printed under the figure above it.
+    """
+    from arflow.evaluate.samples import score_digits
+    from arflow.train.checkpoints import load_checkpoint
+
+    if not _CLASSIFIER:  # loaded once per kernel
+        _CLASSIFIER.append(load_checkpoint("digit_classifier"))
+    score = score_digits(_CLASSIFIER[0], images.cpu(), labels)
+    if show:
+        print(score.summary())
+    return score
+
+
+_CLASSIFIER: list = []
+

@@ -23,7 +23,7 @@ def mosaic(images: torch.Tensor, side: int = 4, gap: int = 2) -> torch.Tensor:
 def draw_judged(groups: dict[str, tuple[torch.Tensor, SampleScore]], side: int = 4,
                 title: str = "what the digit classifier says about each set of images"):
     """One panel per named set: a side x side mosaic of its images (N, 1, 28, 28) in [0, 1], and its score."""
-    fig, axes = plt.subplots(1, len(groups), figsize=(2.6 * len(groups), 3.3), squeeze=False)
+    fig, axes = plt.subplots(1, len(groups), figsize=(2.6 * len(groups), 3.9), squeeze=False)
     for ax, (name, (images, score)) in zip(axes[0], groups.items()):
         ax.imshow(mosaic(images.detach().cpu().float(), side), cmap="gray", vmin=0, vmax=1)
         ax.set_xticks([])

@@ -315,3 +315,17 @@ def test_jargon_check_catches_use_before_definition():
     defined_first = [("00.ipynb", ["**BPE** (byte-pair encoding) merges frequent pairs of tokens."]),
                      ("04.ipynb", ["its BPE merges start from bytes"])]
     assert not [p for p in check_jargon(defined_first) if "'BPE'" in p]
+
+
+MADE_IMPLEMENTATION = re.compile(r"class\s+\w*(?:MADE|MaskedLinear)\w*|def\s+\w*made\w*\s*\(|MaskedLinear"
+                                 r"|made_masks?", re.IGNORECASE)
+
+
+def test_no_made_masks_in_what_students_get():
+    # MADE's masks are a home assignment: lecture 00 draws only the dependency structure they must give
+    sources = {str(p.relative_to(ROOT)): p.read_text() for p in (ROOT / "arflow").rglob("*.py")}
+    sources.update({p.name: "\n".join(c.source for c in nbformat.read(p, as_version=4).cells if c.cell_type == "code")
+                    for p in lecture_paths()})
+    found = {name: m.group(0) for name, text in sources.items() if (m := MADE_IMPLEMENTATION.search(text))}
+    assert not found, found
+    assert MADE_IMPLEMENTATION.search("class MADE(nn.Module):") and MADE_IMPLEMENTATION.search("def made_masks(d, h):")

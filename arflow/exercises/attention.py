@@ -68,14 +68,14 @@ def verify_causal_attention(fn: Callable) -> str:
 
     expected = attention_reference(q, k, v)
     error, (b, i, c) = worst((y.detach() - expected).abs())
-    if error > 1e-9:
+    if error > 1e-6:
         hint = ""
         if torch.allclose(y.detach(), attention_reference(q, k, v, scale=False)):
             hint = " Your output is that of unscaled scores: divide q kᵀ by √D."
         raise Wrong(f"the causality is right, but the output differs from softmax(q kᵀ/√D) v by up to {error:.3g} "
                     f"(example {b}, position {i}, channel {c}).{hint}")
     return (f"output shape (B, T, D); by gradients, output i depends on exactly the inputs j <= i (T={T}); values "
-            "equal softmax(q kᵀ/√D) v with the causal mask to 1e-9.")
+            "equal softmax(q kᵀ/√D) v with the causal mask to 1e-6.")
 
 
 def check_causal_attention(fn: Callable) -> None:

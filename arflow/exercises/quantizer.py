@@ -66,7 +66,7 @@ def verify(fn: Callable) -> str:
                     f"{distances[n, want[n]]:.3f} (numpy brute-force search).{hint}")
 
     error, (n, c) = worst((z_q.detach() - codebook[want]).abs())
-    if error > 1e-9:
+    if error > 1e-6:
         raise Wrong(f"z_q should equal the chosen codes codebook[indices] in the forward pass; it differs by up to "
                     f"{error:.3g} (row {n}, entry {c}).")
 
@@ -81,7 +81,7 @@ def verify(fn: Callable) -> str:
                     "In z_e + (codebook[indices] - z_e) the two z_e cancel for autograd too: detach the "
                     "difference, z_e + (codebook[indices] - z_e).detach().")
     error, (n, c) = worst((grad - upstream).abs())
-    if error > 1e-9:
+    if error > 1e-6:
         raise Wrong(f"the gradient reaching z_e should be the gradient at z_q, copied unchanged (straight through); "
                     f"it differs by up to {error:.3g} (row {n}, entry {c}).")
     return (f"on {N} random vectors (D={D}) and {K} codes of different norms, every index equals the numpy "

@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup system-deps demo test test-lib test-notebooks lint lab release grade bench bench-grader checkpoints clean
+.PHONY: help setup system-deps demo test test-lib test-notebooks lint lab lab-instructor site site-deps release grade bench bench-grader checkpoints clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
@@ -30,12 +30,12 @@ demo: $(STAMP) system-deps  ## instructor's end-to-end job: release, grade the s
 PYTEST := ARFLOW_FAST=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q -ra -n 2 --dist loadfile
 NOTEBOOKS := lectures solutions/10_ar/pixelcnn.ipynb
 
-test: $(STAMP) system-deps  ## every test: ruff, library, checkpoints, grader, release, then every notebook (ARFLOW_FAST=1)
+test: $(STAMP) system-deps site-deps  ## every test: ruff, library, checkpoints, grader, release, then every notebook (ARFLOW_FAST=1)
 	$(PY) -m ruff check .
 	$(PYTEST) tests
 	$(PYTEST) --nbval-lax --nbval-cell-timeout=600 $(NOTEBOOKS)
 
-test-lib: $(STAMP) system-deps  ## the pytest suite without the notebooks
+test-lib: $(STAMP) system-deps site-deps  ## the pytest suite without the notebooks
 	$(PYTEST) tests
 
 test-notebooks: $(STAMP)  ## execute every notebook in CI mode
@@ -44,8 +44,28 @@ test-notebooks: $(STAMP)  ## execute every notebook in CI mode
 lint: $(STAMP)  ## ruff
 	$(PY) -m ruff check .
 
-lab: $(STAMP)  ## JupyterLab at the course root (widgets work out of the box)
-	$(VENV)/bin/jupyter lab --notebook-dir=.
+# JupyterLab at the course root with the project's own config folder on JUPYTER_CONFIG_PATH
+# (jupyter/student or jupyter/instructor; both save widget state with the notebook). As root (a
+# container) it adds --allow-root and nothing else.
+LAB = JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter/$(1)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH} \
+	$(VENV)/bin/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root)
+
+lab: $(STAMP)  ## JupyterLab for students: the lectures and explorers, no nbgrader instructor tools
+	$(call LAB,student)
+
+lab-instructor: $(STAMP)  ## JupyterLab with nbgrader's Formgrader, Create Assignment and Validate
+	$(call LAB,instructor)
+
+# The site's scripts (widget manager, require.js, MathJax) come from npm at pinned versions with checksums,
+# once, into build/site-js: building and testing the site needs no network after that.
+SITE_JS := build/site-js/.stamp
+$(SITE_JS): requirements/site-js.txt | $(STAMP)
+	@$(PY) scripts/build_site.py vendor || echo "note: the site's scripts are missing (tests/test_site.py will skip)"
+
+site-deps: $(SITE_JS)  ## the scripts the static site serves itself (pinned npm packages, checked)
+
+site: $(STAMP) $(SITE_JS)  ## every lecture run and rendered with its outputs and explorers into site/ (static HTML)
+	$(PY) scripts/build_site.py build --out site
 
 release: $(STAMP)  ## regenerate assignments/10_ar from solutions/10_ar with nbgrader
 	$(PY) -m autograder release
@@ -64,4 +84,4 @@ checkpoints: $(STAMP)  ## retrain every shipped checkpoint (slow: minutes per mo
 	$(PY) -m arflow.train.checkpoints train
 
 clean:  ## remove the venv and generated files
-	rm -rf $(VENV) graded .pytest_cache
+	rm -rf $(VENV) graded .pytest_cache build/site-js site

@@ -3,6 +3,7 @@
 #   bubblewrap  the jail (bwrap); util-linux: prlimit and setpriv (usually there already)
 #   postgresql  only when no PostgreSQL server binaries are found (tests/pg_server.py)
 #   redis-server  the Celery executor's broker in tests/test_grader_celery.py (tests/redis_server.py)
+#   chromium, chromium-driver  the headless browser of tests/test_browser.py and tests/test_site.py
 # Without root or apt-get it says what is missing: the jail's tests then skip, saying why.
 set -euo pipefail
 need=()
@@ -11,6 +12,8 @@ command -v bwrap >/dev/null || need+=(bubblewrap)
 if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     need+=(postgresql)
 fi
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 command -v redis-server >/dev/null || need+=(redis-server)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then

@@ -14,14 +14,18 @@ def _wavenet_lines() -> list[str]:
     torch.manual_seed(0)
     model = WAVENET.build(WAVENET.model_config).eval()
     assert isinstance(model, WaveNet)
-    n_steps, prime = 400, torch.randint(0, 256, (1, 1))
-    u = torch.rand(1, n_steps, generator=torch.Generator().manual_seed(0))
-    same = torch.equal(model.generate(n_steps, prime, u, fast=False), model.generate(n_steps, prime, u, fast=True))
-    naive = median_seconds(lambda: model.generate(n_steps, prime, u, fast=False), repeat=3)
-    fast = median_seconds(lambda: model.generate(n_steps, prime, u, fast=True), repeat=3)
-    return [f"WaveNet ({len(model.dilations)} layers, receptive field {model.receptive_field}), {n_steps} samples: "
-            f"naive (network on the last {model.receptive_field} samples per step) {naive:.2f} s, "
-            f"queues {fast:.2f} s: speed-up x{naive / fast:.1f}; same samples: {same}"]
+    lines, n_steps = [], 400
+    for batch in (1, 3):  # one clip, and the lecture's three clips sampled together
+        prime = torch.randint(0, 256, (batch, 1), generator=torch.Generator().manual_seed(0))
+        u = torch.rand(batch, n_steps, generator=torch.Generator().manual_seed(0))
+        same = torch.equal(model.generate(n_steps, prime, u, fast=False), model.generate(n_steps, prime, u, fast=True))
+        naive = median_seconds(lambda p=prime, u=u: model.generate(n_steps, p, u, fast=False), repeat=3)
+        fast = median_seconds(lambda p=prime, u=u: model.generate(n_steps, p, u, fast=True), repeat=3)
+        lines.append(f"WaveNet ({len(model.dilations)} layers, receptive field {model.receptive_field}), "
+                     f"{batch} clip(s) of {n_steps} samples: naive (network on the last "
+                     f"{model.receptive_field} samples per step) {naive:.2f} s, queues {fast:.2f} s: "
+                     f"speed-up x{naive / fast:.1f}; same samples: {same}")
+    return lines
 
 
 def _pixelcnn_lines() -> list[str]:

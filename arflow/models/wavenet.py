@@ -17,6 +17,8 @@ random numbers both give the same samples.
 
 from __future__ import annotations
 
+from collections import deque
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -49,6 +51,42 @@ class ResidualBlock(nn.Module):
         z = torch.tanh(filt) * torch.sigmoid(gate)
         res = x_t + F.linear(z, self.res.weight[:, :, 0], self.res.bias)
         return res, F.linear(z, self.skip.weight[:, :, 0], self.skip.bias), queue
+
+
+class _BlockStepper:
+    """One residual block, one time step at a time (Fast WaveNet), with as few tensor operations as possible.
+
+    The past inputs the dilated kernel reads live in a Python deque of (B, C) tensors (no copy of
+    a queue tensor per step); the kernel's taps are one matrix (2C, k C), the residual and skip
+    1x1 convolutions one matrix (C + S, C). Built from a block and its queue (B, C, (k-1)d + 1).
+    """
+
+    def __init__(self, block: ResidualBlock, queue: torch.Tensor):
+        conv = block.conv
+        self.k, self.d, self.channels = conv.kernel_size, conv.dilation, block.res.out_channels
+        weight = conv.conv.weight  # (2C, C, k): tap j reads input t - (k-1-j) d
+        self.taps = weight.permute(0, 2, 1).reshape(weight.shape[0], -1).t().contiguous()  # (k C, 2C)
+        self.tap_bias = conv.conv.bias
+        self.out = torch.cat([block.res.weight[:, :, 0], block.skip.weight[:, :, 0]]).t().contiguous()  # (C, C+S)
+        self.out_bias = torch.cat([block.res.bias, block.skip.bias])
+        # the inputs at t-(k-1)d .. t-1 (those older than the oldest tap are not kept)
+        self.past = deque(queue[:, :, i] for i in range(1, queue.shape[2]))
+        self.past_len = queue.shape[2] - 1
+
+    def __call__(self, x_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x_t (B, C) -> (residual output (B, C), skip (B, S))."""
+        past = self.past
+        if self.k == 1:
+            a = torch.addmm(self.tap_bias, x_t, self.taps)
+        else:
+            read = [past[j * self.d] for j in range(self.k - 1)]  # t-(k-1)d, ..., t-d
+            a = torch.addmm(self.tap_bias, torch.cat([*read, x_t], dim=1), self.taps)
+        if self.past_len:
+            past.append(x_t)
+            past.popleft()
+        z = torch.tanh(a[:, :self.channels]).mul_(torch.sigmoid(a[:, self.channels:]))
+        both = torch.addmm(self.out_bias, z, self.out)
+        return x_t + both[:, :self.channels], both[:, self.channels:]
 
 
 class WaveNet(nn.Module):
@@ -137,13 +175,15 @@ class WaveNet(nn.Module):
             h, skip = block(h)
             skips = skips + skip
         logits = self.head(skips[:, :, -1:])[:, :, 0]
+        steppers = [_BlockStepper(block, queue) for block, queue in zip(self.blocks, queues)]
         head = [(m.weight[:, :, 0], m.bias) for m in (self.head[1], self.head[3])]
+        embedding = self.embed.weight
 
         def step(x_t):  # one new input sample (B,) -> logits for the next (B, n_values)
-            h, skips = self.embed(x_t), 0
-            for k, block in enumerate(self.blocks):
-                h, skip, queues[k] = block.step(h, queues[k])
-                skips = skips + skip
+            h, skips = embedding[x_t], None
+            for stepper in steppers:
+                h, skip = stepper(h)
+                skips = skip if skips is None else skips.add_(skip)
             hidden = F.relu(F.linear(F.relu(skips), *head[0]))
             return F.linear(hidden, *head[1])
 

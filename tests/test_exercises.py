@@ -1,6 +1,7 @@
 """The lectures' write-and-check exercises (``arflow.exercises``, solutions in ``exercises/solutions/``).
 
-(a) every lecture, with its solutions filled in, runs in a kernel and each check cell prints its success line;
+(a) every lecture, with its solutions filled in, runs in a kernel (its first code cell, then its exercise and
+    check cells) and each check cell prints its success line;
 (b) each check passes on the solution and fails, with the expected explanation, on typical wrong answers;
 (c) the shipped stubs give "not written yet" without raising;
 (d) every exercise cell has a check cell and a solution, and every solution an exercise cell.
@@ -220,11 +221,28 @@ def _coupling_inverse(y, mask, net, sign=-1.0, whole_y=False):
     return mask * y + (1 - mask) * (y - t) * torch.exp(sign * s)
 
 
+def _chain(joint, normalise=True, independent=False, axis=-1):
+    D, tables = joint.ndim, []
+    for d in range(D):
+        upto = joint.sum(dim=tuple(range(d + 1, D))) if d + 1 < D else joint
+        if independent:  # p(x_d) alone, as if the variables were independent
+            alone = upto.sum(dim=tuple(range(d))) if d else upto
+            upto = alone.expand((2,) * (d + 1))
+        tables.append(upto / upto.sum(dim=axis, keepdim=True) if normalise else upto)
+    return tables
+
+
 def _raises(*args):
     raise ValueError("shapes do not fit")
 
 
 WRONG = {  # exercise -> [(typical bug, the answer (a tuple of functions), words the explanation must contain)]
+    "chain_rule": [
+        ("marginals, as if independent", (lambda j: _chain(j, independent=True),), "the chain rule p(x) = prod_d"),
+        ("joint marginals, not divided by the past", (lambda j: _chain(j, normalise=False),), "does not sum to 1"),
+        ("normalised over the first variable", (lambda j: _chain(j, axis=0),), "does not sum to 1 over x_2"),
+        ("one table too few", (lambda j: _chain(j)[:-1],), "a list of 3 tables"),
+    ],
     "causal_conv": [
         ("a centred window, as padding='same'", (_conv_same,), "which comes after it"),
         ("zeros on the right", (_conv_pad_right,), "which comes after it"),
@@ -294,10 +312,13 @@ def test_a_wrong_answer_fails_with_its_explanation(name, bug, answer, words):
 
 # ----------------------------------------------------------------------------- (a) the lectures, filled in
 def filled_lecture(lecture: Path):
-    """The lecture with its solutions filled in, cut after its last check cell (the rest does not depend on them)."""
+    """The lecture with its solutions filled in, reduced to its first code cell (imports, setup, flags) and its
+    exercise and check cells. (``make test`` executes every whole lecture, with the stubs, under nbval; the cells
+    in between take most of the time and the exercises do not use them: the budget of this file is ~2.5 min.)"""
     nb = fill(nbformat.read(lecture, as_version=4), read_solutions(SOLUTIONS / f"{lecture.stem}.py"))
-    last = max(k for k, c in enumerate(nb.cells) if CHECK_TAG in c.metadata.get("tags", []))
-    nb.cells = nb.cells[:last + 1]
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    keep = {id(first)} | {id(c) for c in nb.cells if {"exercise", CHECK_TAG} & set(c.metadata.get("tags", []))}
+    nb.cells = [c for c in nb.cells if id(c) in keep]
     return nb
 
 

@@ -9,20 +9,21 @@ yet: ...``. The solutions live outside ``lectures/``, in ``exercises/solutions/`
 :mod:`arflow.exercises.fill` writes a copy of a lecture with them filled in.
 """
 
+from arflow.exercises import attention, causal_conv, chain_rule, flows, gated_masks, quantizer
 from arflow.exercises.attention import check_causal_attention, check_strided_pattern
 from arflow.exercises.causal_conv import check_causal_conv
+from arflow.exercises.chain_rule import check_chain_rule
 from arflow.exercises.core import Verdict, evaluate
 from arflow.exercises.flows import check_coupling, check_sinh_flow
 from arflow.exercises.gated_masks import check_gated_masks
 from arflow.exercises.quantizer import check_quantizer
 
-__all__ = ["Verdict", "check_causal_attention", "check_causal_conv", "check_coupling", "check_gated_masks",
-           "check_quantizer", "check_sinh_flow", "check_strided_pattern", "evaluate"]
-
-from arflow.exercises import attention, causal_conv, flows, gated_masks, quantizer  # noqa: E402
+__all__ = ["VERIFIERS", "Verdict", "check_causal_attention", "check_causal_conv", "check_chain_rule", "check_coupling",
+           "check_gated_masks", "check_quantizer", "check_sinh_flow", "check_strided_pattern", "evaluate"]
 
 #: exercise name (the ``# exercise: NAME`` marker) -> the function that verifies an answer (raises or returns)
 VERIFIERS = {
+    "chain_rule": chain_rule.verify,
     "causal_conv": causal_conv.verify,
     "gated_masks": gated_masks.verify,
     "quantizer": quantizer.verify,

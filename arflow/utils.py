@@ -40,3 +40,28 @@ def to_numpy(x) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().numpy()
     return np.asarray(x)
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (where a progress bar is a widget), False in scripts and tests."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def progress(iterable, desc: str, total: int | None = None, min_total: int = 50, show: bool | None = None):
+    """``iterable`` wrapped in a tqdm bar that disappears when done, in notebooks only (``show=None``).
+
+    Sampling loops call it so that no lecture waits in silence; a loop of fewer than ``min_total``
+    steps gets no bar. ``show=True`` forces a bar anywhere (scripts), ``False`` never shows one.
+    """
+    total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
+    wanted = in_notebook() if show is None else show
+    if not wanted or (total is not None and total < min_total):
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, leave=False)

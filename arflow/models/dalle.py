@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from arflow.models.attention import Block, causal_mask
 from arflow.models.sampling import check_temperature, draw_categorical
 from arflow.models.token_transformer import TokenTransformer
+from arflow.utils import progress
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 PHRASINGS = ("a handwritten {word}", "the digit {digit}", "number {word}", "{word}")
@@ -144,7 +145,7 @@ class MiniDalle(TokenTransformer):
         check_temperature(temperature)
         B, g = text.shape[0], self.grid
         image = torch.zeros(B, g, g, dtype=torch.long, device=text.device)
-        for i in range(g * g):
+        for i in progress(range(g * g), "sampling image tokens", min_total=32):
             r, c = divmod(i, g)
             _, logits = self(text, image)
             # later image positions are zeros and unseen (causal)

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from arflow.models.sampling import inverse_cdf
+from arflow.utils import progress
 
 INPUTS = ("intensity", "index")
 
@@ -222,7 +223,7 @@ class GatedPixelCNN(nn.Module):
 
     def _sample_naive(self, k, labels, cond, uniforms, temperature, start):
         H, W = k.shape[-2:]
-        for pos in range(start, H * W):
+        for pos in progress(range(start, H * W), "sampling pixels (naive)"):
             i, j = divmod(pos, W)
             logits = self(self._from_index(k), labels, cond)[:, :, i, j]
             k[:, i, j] = inverse_cdf(logits, uniforms[:, i, j], temperature)
@@ -235,7 +236,7 @@ class GatedPixelCNN(nn.Module):
     def _sample_fast(self, k, labels, cond, uniforms, temperature, start):
         H, W = k.shape[-2:]
         reach = self.field_reach()
-        for i in range(start // W, H):
+        for i in progress(range(start // W, H), "sampling rows", min_total=8):
             # vertical stack of row i from rows i-reach..i only: it never sees row i itself
             top = max(0, i - reach)
             rows = self._from_index(k[:, top:i + 1])

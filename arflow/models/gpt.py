@@ -15,6 +15,7 @@ from torch.nn import functional as F
 from arflow.models.attention import Block, causal_mask
 from arflow.models.sampling import check_temperature, draw_categorical
 from arflow.models.token_transformer import TokenTransformer
+from arflow.utils import progress
 
 
 class GPT(TokenTransformer):
@@ -93,7 +94,7 @@ class GPT(TokenTransformer):
         if prompt.ndim != 2 or prompt.shape[1] < 1:
             raise ValueError(f"prompt must have shape (B, T0) with T0 >= 1, got {tuple(prompt.shape)}")
         idx = prompt.to(self.pos_emb.device)
-        for _ in range(n_new):
+        for _ in progress(range(n_new), "sampling tokens"):
             logits = self(idx[:, -self.block_size:])[:, -1]
             nxt = draw_categorical(logits, temperature, top_k, generator)
             idx = torch.cat([idx, nxt[:, None]], dim=1)

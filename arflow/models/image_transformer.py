@@ -27,6 +27,7 @@ from arflow.models.sampling import check_temperature, draw_categorical
 from arflow.models.sparse_attention import PATTERNS, StridedSelfAttention, default_stride, pattern_masks
 from arflow.models.token_transformer import TokenTransformer
 from arflow.units import nats_to_bits
+from arflow.utils import progress
 
 
 def prepare_images(images, size: int = 14, levels: int = 16) -> torch.Tensor:
@@ -127,7 +128,7 @@ class ImageTransformer(TokenTransformer):
         check_temperature(temperature)
         H, W = self.image_size
         tokens = torch.zeros(n_samples, H, W, dtype=torch.long, device=device)
-        for i in range(self.n):
+        for i in progress(range(self.n), "sampling pixels"):
             r, c = divmod(i, W)
             logits = self(tokens)[:, :, r, c]  # pixels >= i are ignored (causal)
             tokens[:, r, c] = draw_categorical(logits, temperature, generator=generator)

@@ -25,6 +25,7 @@ from torch import nn
 
 from arflow.models.causal_conv import CausalConv1d, receptive_field_size
 from arflow.models.sampling import inverse_cdf
+from arflow.utils import progress
 
 
 class ResidualBlock(nn.Module):
@@ -161,7 +162,7 @@ class WaveNet(nn.Module):
 
     def _generate_naive(self, seq, n_steps, uniforms, temperature):
         R = self.receptive_field
-        for s in range(n_steps):
+        for s in progress(range(n_steps), "sampling (naive)"):
             # the whole network on the last R samples (all the newest output can see)
             logits = self(seq[:, -R:])[:, :, -1]
             seq = torch.cat([seq, inverse_cdf(logits, uniforms[:, s], temperature)[:, None]], dim=1)
@@ -188,7 +189,7 @@ class WaveNet(nn.Module):
             return F.linear(hidden, *head[1])
 
         out = [seq]
-        for s in range(n_steps):
+        for s in progress(range(n_steps), "sampling (queues)"):
             new = inverse_cdf(logits, uniforms[:, s], temperature)
             out.append(new[:, None])
             if s + 1 < n_steps:

@@ -123,3 +123,34 @@ def test_corpus_is_the_fixed_module_list():
     assert torch.equal(w[1], tc.corpus_tokens("test")[129:258])
     with pytest.raises(ValueError, match="split"):
         tc.corpus_text("valid")
+
+
+def test_kv_cache_gives_the_logits_of_the_whole_sequence():
+    torch.manual_seed(0)
+    model = GPT(vocab_size=32, block_size=16, d_model=24, n_heads=3, n_layers=2).eval()
+    idx = torch.randint(0, 32, (2, 12))
+    with torch.no_grad():
+        full = model(idx)  # (B, T, V): logits at every position
+    logits, caches = model._extend(idx[:, :5], None)  # prefill 5 tokens
+    assert torch.allclose(logits, full[:, 4], atol=1e-5)
+    for t in range(5, 12):  # then one token at a time, from the cache
+        logits, caches = model._extend(idx[:, t:t + 1], caches)
+        assert torch.allclose(logits, full[:, t], atol=1e-5), f"position {t}"
+    assert caches[0][0].shape == (2, 3, 12, 8)  # keys (B, H, T, D) of all 12 positions
+
+
+def test_sampling_with_and_without_the_cache_draws_the_same_tokens():
+    torch.manual_seed(1)
+    model = GPT(vocab_size=32, block_size=16, d_model=24, n_heads=3, n_layers=2).eval()
+    prompt = torch.randint(0, 32, (3, 4))
+    # 30 new tokens: the first 12 fit the context (cached), then the window slides (re-read each step)
+    cached = model.sample(prompt, 30, generator=torch.Generator().manual_seed(5))
+    plain = model.sample(prompt, 30, generator=torch.Generator().manual_seed(5), use_cache=False)
+    assert torch.equal(cached, plain)
+
+
+def test_the_cache_cannot_grow_past_the_context():
+    model = GPT(vocab_size=32, block_size=8, d_model=24, n_heads=3, n_layers=1).eval()
+    _, caches = model._extend(torch.zeros(1, 8, dtype=torch.long), None)
+    with pytest.raises(ValueError, match="exceed the context of 8"):
+        model.blocks[0].attn.step(torch.zeros(1, 1, 24), caches[0])

@@ -83,4 +83,22 @@ def run() -> list[str]:
         s = train_step_seconds("strided", size=size, repeat=repeat)
         lines.append(f"image transformer training step, {size}x{size}, batch 16: dense {d * 1000:.0f} ms, "
                      f"strided {s * 1000:.0f} ms (ratio {s / d:.2f})")
+    return lines + gpt_cache_lines()
+
+
+def gpt_cache_lines() -> list[str]:
+    """The shipped byte GPT's sampling with and without its key/value cache (same tokens)."""
+    from arflow.bench import median_seconds
+    from arflow.train.checkpoints import load_checkpoint
+
+    gpt = load_checkpoint("gpt_bytes")
+    prompt = torch.tensor([[100, 101, 102, 32]])
+    lines = []
+    for n_new in (gpt.block_size - 4, 300):  # within the context; then the window slides
+        def run(use_cache, n=n_new):
+            return gpt.sample(prompt, n, generator=torch.Generator().manual_seed(0), use_cache=use_cache)
+        same = torch.equal(run(True), run(False))
+        cached, plain = median_seconds(lambda: run(True), repeat=3), median_seconds(lambda: run(False), repeat=3)
+        lines.append(f"GPT sampling of {n_new} bytes (context {gpt.block_size}): window re-read each step "
+                     f"{plain:.2f} s, KV cache {cached:.2f} s: speed-up x{plain / cached:.1f}; same tokens: {same}")
     return lines

@@ -100,6 +100,28 @@ class MaskedSelfAttention(nn.Module):
         return (out, weights) if return_attention else out
 
 
+    def step(self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """Attention for new positions only, with a key/value cache (generation).
+
+        x (B, T_new, C): the inputs at positions P..P+T_new-1, where P is the number of cached
+        positions (0 without a cache); ``cache``: the keys and values (B, H, P, D) of the earlier
+        positions. Returns (out (B, T_new, C), the cache extended to P + T_new positions). The new
+        queries meet all keys, masked by rows P..P+T_new-1 of the mask: the same numbers as
+        ``forward`` on the whole sequence, at the cost of the new rows only.
+        """
+        q, k, v = self.project(x)
+        if cache is not None:
+            k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+        B, T_new, C = x.shape
+        T = k.shape[2]
+        if T > self.context:
+            raise ValueError(f"{T} cached and new positions exceed the context of {self.context}")
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_head)  # (B, H, T_new, T)
+        scores = scores.masked_fill(~self.mask[:, T - T_new:T, :T], float("-inf"))
+        out = (F.softmax(scores, dim=-1) @ v).transpose(1, 2).reshape(B, T_new, C)
+        return self.proj(out), (k, v)
+
+
 class Block(nn.Module):
     """A transformer decoder block (pre-LayerNorm, as in GPT-2): x + attn(LN(x)), then x + MLP(LN(x)).
 
@@ -129,6 +151,13 @@ class Block(nn.Module):
         x = x + a
         x = x + self.mlp(self.ln2(x))
         return (x, weights) if return_attention else x
+
+    def step(self, x: torch.Tensor, cache=None):
+        """The block for new positions x (B, T_new, C) given its attention's key/value cache (see
+        :meth:`MaskedSelfAttention.step`); returns (out (B, T_new, C), the extended cache)."""
+        a, cache = self.attn.step(self.ln1(x), cache)
+        x = x + a
+        return x + self.mlp(self.ln2(x)), cache
 
 
 def run_blocks(blocks: nn.ModuleList, h: torch.Tensor, return_attention: bool = False):

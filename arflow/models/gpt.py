@@ -84,18 +84,37 @@ class GPT(TokenTransformer):
 
     @torch.no_grad()
     def sample(self, prompt: torch.Tensor, n_new: int, temperature: float = 1.0, top_k: int | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+               generator: torch.Generator | None = None, use_cache: bool = True) -> torch.Tensor:
         """Continue ``prompt`` (B, T0) by ``n_new`` tokens drawn one at a time; returns (B, T0 + n_new).
 
-        Each step feeds the last ``block_size`` tokens, takes the logits of the last position,
-        divides them by ``temperature`` (< 1 sharper, > 1 flatter) and samples.
+        Each step reads the last ``block_size`` tokens, takes the logits of the last position,
+        divides them by ``temperature`` (< 1 sharper, > 1 flatter) and samples. With ``use_cache``
+        the keys and values of earlier positions are kept (a KV cache), so a step costs one new
+        position, not the whole window, while the sequence fits in the context; once it is longer
+        the window slides, every token changes position (the position embeddings are absolute),
+        and the window is read again each step. Both ways draw the same tokens.
         """
         check_temperature(temperature)
         if prompt.ndim != 2 or prompt.shape[1] < 1:
             raise ValueError(f"prompt must have shape (B, T0) with T0 >= 1, got {tuple(prompt.shape)}")
         idx = prompt.to(self.pos_emb.device)
+        caches = None
         for _ in progress(range(n_new), "sampling tokens"):
-            logits = self(idx[:, -self.block_size:])[:, -1]
+            if use_cache and caches is not None and idx.shape[1] <= self.block_size:
+                logits, caches = self._extend(idx[:, -1:], caches)
+            else:
+                logits, caches = self._extend(idx[:, -self.block_size:], None)
             nxt = draw_categorical(logits, temperature, top_k, generator)
             idx = torch.cat([idx, nxt[:, None]], dim=1)
         return idx
+
+    @torch.no_grad()
+    def _extend(self, new: torch.Tensor, caches: list | None) -> tuple[torch.Tensor, list]:
+        """Tokens new (B, T_new) after the cached positions -> (logits (B, V) of the last one, caches)."""
+        start = 0 if caches is None else caches[0][0].shape[2]
+        self.check_tokens(new)
+        h = self.tok_emb(new) + self.pos_emb[:, start:start + new.shape[1]]
+        caches = caches or [None] * len(self.blocks)
+        for i, block in enumerate(self.blocks):
+            h, caches[i] = block.step(h, caches[i])
+        return self.head(self.ln_f(h[:, -1])), caches

@@ -25,7 +25,6 @@ import base64
 import hashlib
 import html
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -197,7 +196,7 @@ def lecture_paths(names: list[str] | None = None, folder: Path = LECTURES) -> li
 
 
 def title_and_summary(nb) -> tuple[str, str]:
-    """The lecture's first ``# heading`` and the first paragraph after it (plain text)."""
+    """The lecture's first ``# heading`` and the first paragraph after it (markdown, maths kept)."""
     for cell in nb.cells:
         if cell.cell_type != "markdown":
             continue
@@ -211,8 +210,9 @@ def title_and_summary(nb) -> tuple[str, str]:
                         break
                     continue
                 paragraph.append(line.strip())
-            summary = re.sub(r"[*_`]", "", " ".join(paragraph))
-            return title, summary
+            summary = " ".join(paragraph)
+            # a paragraph that leads into a formula or a list ends with a colon: say it goes on
+            return title, (summary[:-1] + "…" if summary.endswith(":") else summary)
     return "", ""
 
 
@@ -246,10 +246,14 @@ def render(nb, nav: dict) -> str:
 
 
 def index_page(entries: list[tuple[str, str, str]]) -> str:
-    """The course map: one row per lecture, ``entries`` of (href, title, summary)."""
-    rows = "\n".join(
-        f'<li><a href="{html.escape(href)}">{html.escape(title)}</a><p>{html.escape(summary)}</p></li>'
-        for href, title, summary in entries)
+    """The course map: one row per lecture, ``entries`` of (href, title, summary in markdown).
+
+    The summaries' maths is typeset by the site's own MathJax, as in the lectures.
+    """
+    from nbconvert.filters.markdown import markdown2html
+
+    rows = "\n".join(f'<li><a href="{html.escape(href)}">{html.escape(title)}</a>{markdown2html(summary)}</li>'
+                      for href, title, summary in entries)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -259,19 +263,25 @@ def index_page(entries: list[tuple[str, str, str]]) -> str:
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 52rem; margin: 2rem auto; padding: 0 1rem;
        line-height: 1.5; color: #222; }}
-ol li {{ margin-bottom: 1rem; }}
-ol li a {{ font-weight: 600; font-size: 1.1rem; }}
-ol li p {{ margin: 0.25rem 0 0; color: #444; }}
+ul.course-map {{ list-style: none; padding-left: 0; }}
+ul.course-map li {{ margin-bottom: 1rem; }}
+ul.course-map li a {{ font-weight: 600; font-size: 1.1rem; }}
+ul.course-map li p {{ margin: 0.25rem 0 0; color: #444; }}
 </style>
+<script type="text/x-mathjax-config">
+MathJax.Hub.Config({{tex2jax: {{inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]], processEscapes: true}},
+                    messageStyle: "none"}});
+</script>
+<script src="{html.escape(STATIC_URLS["mathjax_url"])}"></script>
 </head>
 <body>
 <h1>{html.escape(COURSE_TITLE)}</h1>
 <p>The lectures in order, each run once and shown with its outputs; the explorers show the picture
 they had at the end of the run (open the notebooks in JupyterLab with <code>make lab</code> to move
 their sliders).</p>
-<ol class="course-map">
+<ul class="course-map">
 {rows}
-</ol>
+</ul>
 </body>
 </html>
 """

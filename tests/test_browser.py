@@ -282,6 +282,23 @@ def test_student_runs_lecture_01_and_moves_the_explorer(student_lab):
 
         errors = console_errors(driver, ALLOWED_CONSOLE)
         assert not errors, "errors in the browser console:\n" + "\n".join(errors)
+
+        # Reopened with a fresh kernel (nothing run), the lecture shows the explorer's last picture.
+        with urllib.request.urlopen(f"{base}/api/sessions?token={token}") as response:
+            sessions = json.load(response)
+        for session in sessions:
+            request = urllib.request.Request(f"{base}/api/sessions/{session['id']}?token={token}", method="DELETE")
+            urllib.request.urlopen(request).close()
+        driver.refresh()
+        _wait_until(lambda: _kernel_idle(driver), 120, "the reopened lecture's new kernel")
+        # JupyterLab renders only the cells near the view: bring the explorer's cell into view.
+        driver.execute_script(
+            "const n = window.jupyterapp.shell.currentWidget.content;"
+            "n.activeCellIndex = arguments[0]; n.scrollToItem(arguments[0]);", index)
+        reopened = _wait_until(lambda: _image_bytes(driver), 60, "the saved picture to show after reopening")
+        assert reopened == changed, "the reopened lecture does not show the explorer's last picture"
+        errors = console_errors(driver, ALLOWED_CONSOLE)
+        assert not errors, "errors in the browser console after reopening:\n" + "\n".join(errors)
     finally:
         driver.quit()
     elapsed = time.monotonic() - began

@@ -94,8 +94,10 @@ def test_lectures_are_found_in_order_and_an_unknown_one_is_named():
 def test_title_and_summary_come_from_the_first_heading():
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("x = 1"),
-        nbformat.v4.new_markdown_cell("# Causal convolutions\n\nThe *chain rule*, and `WaveNet`.\n\nMore.")])
-    assert build_site.title_and_summary(nb) == ("Causal convolutions", "The chain rule, and WaveNet.")
+        nbformat.v4.new_markdown_cell("# Causal convolutions\n\nThe *chain rule*, and `WaveNet`:\n\n$$p(x)$$")])
+    assert build_site.title_and_summary(nb) == ("Causal convolutions", "The *chain rule*, and `WaveNet`…")
+    page = build_site.index_page([("01.html", "Causal <convolutions>", "The chain rule $p(x_1, x_2)$.")])
+    assert '<a href="01.html">Causal &lt;convolutions&gt;</a><p>The chain rule $p(x_1, x_2)$.</p>' in page
 
 
 class _Sources(HTMLParser):

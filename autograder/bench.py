@@ -11,9 +11,11 @@ after another, and prints one table (submissions per minute, CPU-s per submissio
 4. ``--executor celery`` with two local Celery workers of one slot each, on a Redis server started
    here on loopback (skipped, saying why, where ``redis-server`` or celery is missing).
 
-CPU-s are those of this process and every process it started and waited for (``getrusage``:
-the grader, its workers, their jails, the Celery workers, Redis), so other load on the machine
-does not count; wall times do depend on it (the load average is printed). From the measured
+CPU-s are counted per process, so other load on the machine does not count (wall times do
+depend on it; the load average is printed): for plain nbgrader, ``getrusage`` of its process and
+everything it waited for; for the grader, its own process, each grading worker process from its
+start (imports included), every submission's jailed processes (its cgroup's CPU accounting) and,
+for Celery, the Celery worker processes themselves. From the measured
 CPU per submission and the queue's overhead per task it projects the wall time of 5,000
 submissions on N worker machines of 2 cores, and checks that every way gave the same grades.
 """
@@ -73,6 +75,18 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def grader_cpu(summary: dict, extra: float = 0.0) -> float:
+    """CPU seconds of a grading run: the grader's process, each grading worker process (all it used
+    since it started), and every submission's jailed processes (cgroup accounting)."""
+    results = [r for s, r in summary["results"].items() if s in summary["graded_now"] and "cpu" in r]
+    processes: dict[str, float] = {}
+    for r in results:
+        pid = r["cpu"]["process_id"]
+        processes[pid] = max(processes.get(pid, 0.0), r["cpu"]["process"])
+    jailed = sum(r["cpu"]["jailed"] or 0.0 for r in results)
+    return summary["grader_cpu"] + sum(processes.values()) + jailed + extra
+
+
 def celery_run(submitted: Path, out: Path, seed: int) -> tuple[dict | None, str]:
     """Grade with two local Celery workers on a Redis of its own; (summary, "") or (None, why not)."""
     from .local_cluster import CeleryWorkers, RedisServer, find_binary
@@ -89,7 +103,9 @@ def celery_run(submitted: Path, out: Path, seed: int) -> tuple[dict | None, str]
     workers = CeleryWorkers(broker, n=2)
     try:
         workers.start()
-        return grade(submitted, out, executor="celery", broker=broker, seed=seed, log=lambda *a: None), ""
+        summary = grade(submitted, out, executor="celery", broker=broker, seed=seed, log=lambda *a: None)
+        summary["celery_cpu"] = workers.cpu_seconds()  # the Celery worker processes' own threads
+        return summary, ""
     finally:
         workers.stop()  # waited for: their CPU counts in RUSAGE_CHILDREN
         server.stop()
@@ -121,7 +137,7 @@ def main(argv=None) -> int:
         n = len(students)
         print(f"{n} submissions ({', '.join(students)}); load average at start {os.getloadavg()[0]:.1f} "
               f"on {os.cpu_count()} cores (other load slows the wall times, not the CPU-s)", flush=True)
-        cpu0 = cpu_seconds()
+        cpu0 = cpu_seconds()  # nbgrader's process and its kernels: all waited for
         plain = plain_nbgrader(submitted, tmp / "plain")
         plain_cpu = (cpu_seconds() - cpu0) / n
         table.append(f"| plain nbgrader autograde, serial | {plain:.0f} | {60 * n / plain:.2f} | {plain_cpu:.1f} "
@@ -129,7 +145,7 @@ def main(argv=None) -> int:
         print(table[-1], flush=True)
         runs, measured = {}, {}
         for how in ("--jobs 1", "--jobs 2", "celery, 2 workers"):
-            began, cpu0 = time.perf_counter(), cpu_seconds()
+            began = time.perf_counter()
             if how.startswith("celery"):
                 summary, why = celery_run(submitted, tmp / "celery", seed=7)
                 if summary is None:
@@ -139,7 +155,7 @@ def main(argv=None) -> int:
             else:
                 summary = grade(submitted, tmp / how[-1], jobs=int(how[-1]), seed=7, log=lambda *a: None)
             wall = time.perf_counter() - began
-            cpu = (cpu_seconds() - cpu0) / n
+            cpu = grader_cpu(summary, summary.get("celery_cpu", 0.0)) / n
             runs[how], measured[how] = summary, (wall, cpu)
             seconds = summary["worker_seconds"].values()
             table.append(f"| `{how}` | {wall:.0f} | {60 * n / wall:.2f} | {cpu:.1f} | x{plain / wall:.2f} |")
@@ -148,6 +164,14 @@ def main(argv=None) -> int:
                   f"autograde {statistics.mean(s['autograde'] for s in seconds):.1f} s (jailed kernel) in parallel "
                   f"with the checks {statistics.mean(s['checks'] for s in seconds):.1f} s; the single writer's "
                   f"commit {summary['commit_seconds'] / n:.2f} s", flush=True)
+            graded = [r["cpu"] for r in summary["results"].values() if "cpu" in r]
+            if graded:
+                jailed = [c["jailed"] for c in graded if c["jailed"] is not None]
+                jailed_mean = statistics.mean(jailed) if jailed else float("nan")
+                print(f"  CPU-s per submission: grading process {statistics.mean(c['worker'] for c in graded):.1f} "
+                      f"(judging, nbgrader, feedback) + jailed {jailed_mean:.1f} "
+                      f"(kernel and black box) + the grader's {summary['grader_cpu'] / n:.1f}; the rest is the "
+                      "workers' start (imports, once per slot)", flush=True)
         print("\n" + "\n".join(table))
         rows = {how: [r["total"] for r in summary["rows"]] for how, summary in runs.items()}
         same = len({tuple(r) for r in rows.values()}) == 1

@@ -72,6 +72,10 @@ def flavour() -> str | None:
     return None
 
 
+#: the v1 hierarchies a submission's cgroup lives in (cpuacct: only to count its CPU time)
+V1_HIERARCHIES = ("memory", "pids", "cpu", "cpuacct")
+
+
 def _parents() -> list[Path]:
     """The folders that hold the submissions' cgroups, one per hierarchy in use."""
     kind = flavour()
@@ -79,7 +83,7 @@ def _parents() -> list[Path]:
         return [ROOT / GROUP]
     if kind == "v1":
         own = _own_paths()
-        return [ROOT / h / own.get(h, "/").lstrip("/") / GROUP for h in ("memory", "pids", "cpu")]
+        return [ROOT / h / own.get(h, "/").lstrip("/") / GROUP for h in V1_HIERARCHIES]
     return []
 
 
@@ -156,7 +160,7 @@ class SubmissionCgroup:
         folders = []
         made = cls(folders, "v1")
         try:
-            for hierarchy in ("memory", "pids", "cpu"):
+            for hierarchy in V1_HIERARCHIES:
                 base = ROOT / hierarchy
                 if not _writable_dir(base):
                     continue
@@ -169,7 +173,7 @@ class SubmissionCgroup:
                         (folder / "memory.memsw.limit_in_bytes").write_text(str(limits.memory_bytes))
                 elif hierarchy == "pids":
                     (folder / "pids.max").write_text(str(limits.processes))
-                else:
+                elif hierarchy == "cpu":
                     (folder / "cpu.shares").write_text("1024")
                     if limits.cpus is not None:
                         (folder / "cpu.cfs_period_us").write_text("100000")
@@ -209,6 +213,20 @@ class SubmissionCgroup:
                     return int((folder / name).read_text())
                 except (OSError, ValueError):
                     continue
+        return None
+
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds (user + system) the submission's processes used so far, or None where not counted."""
+        for folder in self.folders:
+            try:
+                if (folder / "cpu.stat").is_file() and self.flavour == "v2":
+                    for line in (folder / "cpu.stat").read_text().splitlines():
+                        if line.startswith("usage_usec "):
+                            return int(line.split()[1]) / 1e6
+                if (folder / "cpuacct.usage").is_file():
+                    return int((folder / "cpuacct.usage").read_text()) / 1e9
+            except (OSError, ValueError):
+                continue
         return None
 
     def oom_kills(self) -> int:

@@ -266,22 +266,29 @@ def check_masked_conv(box: Box, seed: int | None = None) -> CheckResult:
 # --------------------------------------------------------------------------- PixelCNN
 def _perturbation_field(box: Box, nid: str, size: tuple[int, int], pixel: tuple[int, int],
                         rng: np.random.Generator, bases: int = 3) -> np.ndarray:
-    """(H, W) bool: the input pixels whose change changes the logits of ``pixel`` (union over random bases)."""
+    """(H, W) bool: the earlier input pixels (raster order) whose change changes the logits of ``pixel``
+    (union over random bases). Later pixels and the pixel itself are left to the causality checks
+    (the field's point needs them too): one image per earlier pixel, and only the logits of
+    ``pixel`` come back, ``(B, 256)``, not the whole ``(B, 256, H, W)``."""
     H, W = size
     i, j = pixel
-    field = np.zeros((H, W), bool)
+    earlier = i * W + j  # the pixels before ``pixel`` in raster order
+    field = np.zeros(H * W, bool)
     for _ in range(bases):
         base = rng.integers(0, 256, (1, 1, H, W)) / 255.0
-        x = np.repeat(base, H * W + 1, axis=0)
-        for q in range(H * W):
+        x = np.repeat(base, earlier + 1, axis=0)
+        for q in range(earlier):
             a, b = divmod(q, W)
             x[1 + q, 0, a, b] = (round(base[0, 0, a, b] * 255) + rng.integers(60, 197)) % 256 / 255.0
-        _, out = box.call({"op": "net_forward", "id": nid}, {"x": _f32(x)})
-        y = out["y"][:, :, i, j].astype(np.float64)
+        reply, out = box.call({"op": "net_forward", "id": nid, "pixel": [i, j]}, {"x": _f32(x)})
+        y = out["y"]
+        if y.ndim != 2 or y.shape[0] != earlier + 1:
+            raise StudentError(f"logits of shape {y.shape} for x of shape {x.shape}")
+        y = y.astype(np.float64)
         if not np.isfinite(y).all():
             raise StudentError("the logits contain NaN or inf")
-        field |= (np.abs(y[1:] - y[0]).max(axis=1) > DEP_TOL).reshape(H, W)
-    return field
+        field[:earlier] |= np.abs(y[1:] - y[0]).max(axis=1) > DEP_TOL
+    return field.reshape(H, W)
 
 
 def _future(size: tuple[int, int], pixel: tuple[int, int]) -> np.ndarray:

@@ -30,6 +30,7 @@ import ctypes
 import json
 import os
 import queue
+import resource
 import selectors
 import shutil
 import signal
@@ -376,7 +377,7 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
     check_gradebook(db_url)
     # nbgrader runs `alembic` to create the gradebook: make the venv's scripts findable.
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-    began = time.perf_counter()
+    began, own_cpu = time.perf_counter(), _own_cpu()
     cgroups.remove_stale()  # what graders killed with -9 left behind
     template = _prepare(out, db_url, local=cluster is None)
     entries = list_entries(submitted)
@@ -459,13 +460,19 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
     summary = {"students": students, "names": names, "rows": rows, "header": header, "problems": problems,
                "flags": flags, "seconds": time.perf_counter() - began, "feedback": str(out / "feedback"),
                "hidden": hidden, "graded_now": todo, "results": results, "committed": committed,
-               "commit_seconds": commit_seconds,
+               "commit_seconds": commit_seconds, "grader_cpu": _own_cpu() - own_cpu,
                "executor": executor,
                "worker_seconds": {s: r["seconds"] for s, r in results.items() if "seconds" in r and s in todo},
                "memory": {s: r["memory"] for s, r in results.items() if "memory" in r}}
     (out / "hidden.json").write_text(json.dumps(hidden, indent=1))
     summary["summary"] = write_summary(out, summary)
     return summary
+
+
+def _own_cpu() -> float:
+    """CPU seconds (user + system) this process has used so far, all its threads together."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _register_ungraded(db_url: str, keys: list[str]) -> None:

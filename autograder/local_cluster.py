@@ -107,6 +107,17 @@ class CeleryWorkers:
         path = self.logs / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds the running workers' own processes (all their threads) have used so far."""
+        total = 0.0
+        for process in self.processes.values():
+            try:
+                fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            except (OSError, ValueError, IndexError):
+                pass
+        return total
+
     def kill(self, name: str) -> None:
         """SIGKILL a worker (no chance to clean up or to acknowledge anything)."""
         os.kill(self.processes[name].pid, signal.SIGKILL)

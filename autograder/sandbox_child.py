@@ -149,6 +149,8 @@ def main():
             module.eval()
             with torch.no_grad():
                 y = module(torch.from_numpy(arrays["x"]))
+            if "pixel" in header:  # only the logits of one pixel: (B, C) instead of (B, C, H, W)
+                y = y[:, :, header["pixel"][0], header["pixel"][1]]
             return {"dtype": str(y.dtype)}, {"y": y.detach().float().cpu().numpy()}
         if op == "conv_train":
             conv = objects[header["id"]]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import secrets
 import shutil
 import sys
@@ -44,6 +45,7 @@ from .cgroups import CgroupLimits, SubmissionCgroup
 from .extract import grade_id
 
 ASSIGNMENT, NOTEBOOK = "10_ar", "pixelcnn"
+PROCESS_ID = secrets.token_hex(6)  # this worker process (PIDs repeat: each worker is PID 1 of its namespace)
 
 
 @dataclass(frozen=True)
@@ -260,14 +262,22 @@ def grade_one(spec: dict) -> dict:
     cgroup = SubmissionCgroup.create(f"{owner}-{student[:32]}-{secrets.token_hex(4)}", CgroupLimits(
         limits.submission_memory_bytes, limits.submission_processes, limits.submission_cpus))
     jail.use_cgroup(cgroup)
+    own = resource.getrusage(resource.RUSAGE_SELF)
     try:
         result = _grade_one(spec, limits, student, root)
     finally:
         jail.use_cgroup(None)
         peak = cgroup.peak_memory() if cgroup else None
         killed = cgroup.oom_kills() if cgroup else 0
+        jailed_cpu = cgroup.cpu_seconds() if cgroup else None
         if cgroup:
             cgroup.remove()
+    now = resource.getrusage(resource.RUSAGE_SELF)
+    # CPU seconds of this submission: the worker's own (the checks' judging, nbgrader, the feedback) and
+    # those of everything it ran in the jails (the kernel, the black box), counted by the cgroup.
+    # "process": all this worker process has used since it started (its imports included), by "process_id".
+    result["cpu"] = {"worker": now.ru_utime + now.ru_stime - own.ru_utime - own.ru_stime, "jailed": jailed_cpu,
+                     "process": now.ru_utime + now.ru_stime, "process_id": PROCESS_ID}
     if killed:
         result["notes"].append(f"the submission's processes together reached the "
                                f"{limits.submission_memory_bytes / 2**30:g} GiB memory limit: one was stopped")

@@ -21,7 +21,7 @@ from arflow.models.realnvp import RealNVP  # noqa: E402
 from arflow.models.sampling import adjust_logits  # noqa: E402
 from arflow.viz import coupling_masks as cm  # noqa: E402
 from arflow.viz import temperature as temp  # noqa: E402
-from arflow.viz.explorer import CONTROL_CLASS, IMAGE_CLASS, Explorer, explorer, figure_png  # noqa: E402
+from arflow.viz.explorer import CONTROL_CLASS, IMAGE_CLASS, Explorer, explorer, figure_png, spills  # noqa: E402
 
 torch.set_num_threads(1)
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -141,6 +141,7 @@ def test_every_course_explorer_shows_one_picture_that_follows_its_control(shell,
     box.cache.clear()
     control.value = start
     assert box.image.value == first, f"{name}: the same state drew a different picture"
+    assert not spills(box.draw(**box.values())), f"{name}: lay the figure out inside its canvas (one render pass)"
     plt.close("all")
 
 
@@ -211,7 +212,8 @@ def test_coupling_mask_frame_says_what_it_shows():
     flow = RealNVP((1, 8, 8), n_scales=2, n_couplings=2, hidden=4)
     records = cm.coupling_masks(flow)
     fig = cm.draw_coupling_mask(records, 0)
-    assert "checkerboard" in fig._suptitle.get_text() and "complement: True" in fig._suptitle.get_text()
+    title = fig._suptitle.get_text()
+    assert "checkerboard" in title and "the next keeps the complement: True" in title
     assert fig.axes[-1].get_xlabel() == "column (pixels)"
     plt.close(fig)
     with pytest.raises(ValueError, match="coupling must lie"):

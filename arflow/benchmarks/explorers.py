@@ -76,7 +76,7 @@ def cases(small: bool = False) -> list[Case]:
              setup={"kind": "gated", "n_layers": 5, "kernel_size": 5}),
         Case("02", "PixelCNN samples, temperature",
              lambda: temperature.pixelcnn_temperature_explorer(_checkpoint("gated_pixelcnn_mnist"),
-                                                                n=2 if small else 8,
+                                                                n=1 if small else 8,
                                                                 temperatures=(0.8, 1.0) if small else
                                                                 temperature.PIXELCNN_TEMPERATURES),
              "temperature", None),

@@ -23,6 +23,7 @@ from arflow.viz.palette import BLUE, ORANGE, SILVER, cmap
 
 # pixel codes: 0 transformed by the coupling, 1 kept (conditions s and t), 2 already factored out
 PIXEL_CMAP = cmap(ORANGE, BLUE, SILVER)
+TILE_CMAP = cmap(ORANGE, BLUE, SILVER, "white")
 
 
 def _walk(layers, positions: torch.Tensor, found: list) -> None:
@@ -71,17 +72,22 @@ def draw_coupling_mask(records: list[dict], coupling: int = 0):
     record = records[coupling]
     mask, pixels = record["mask"].numpy().astype(int), record["pixels"]
     C, h, w = mask.shape
-    fig = plt.figure(figsize=(2.4 + 1.45 * C, 3.5))
-    grid = fig.add_gridspec(1, C + 2, width_ratios=[1] * C + [0.25, 2.0])
+    gap = max(1, h // 7)
+    tiles = np.full((h, C * (w + gap) - gap), 3)  # one picture, channels side by side (3: the gaps, white)
     for c in range(C):
-        ax = fig.add_subplot(grid[0, c])
-        ax.imshow(mask[c], cmap=PIXEL_CMAP, vmin=0, vmax=2, interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_xlabel(f"channel {c}", fontsize=8)
-        if c == 0:
-            ax.set_ylabel(f"{h}x{w} entries", fontsize=8)
-    ax = fig.add_subplot(grid[0, C + 1])
+        tiles[:, c * (w + gap):c * (w + gap) + w] = mask[c]
+    fig, (ax_tensor, ax_image) = plt.subplots(1, 2, figsize=(max(6.6, 2.6 + 1.45 * C), 3.6),
+                                              gridspec_kw={"width_ratios": [C * (w + gap) / w, 1.6]})
+    ax_tensor.imshow(tiles, cmap=TILE_CMAP, vmin=0, vmax=3, interpolation="nearest")
+    ax_tensor.set_xticks([c * (w + gap) + (w - 1) / 2 for c in range(C)], [f"channel {c}" for c in range(C)],
+                         fontsize=8)
+    ax_tensor.set_yticks([])
+    ax_tensor.tick_params(length=0)
+    ax_tensor.set_ylabel(f"{h}x{w} entries", fontsize=8)
+    ax_tensor.set_title("the tensor the coupling sees", fontsize=9)
+    for side in ax_tensor.spines.values():
+        side.set_visible(False)
+    ax = ax_image
     ax.imshow(pixels, cmap=PIXEL_CMAP, vmin=0, vmax=2, interpolation="nearest")
     ax.set_xlabel("column (pixels)", fontsize=8)
     ax.set_ylabel("row (pixels)", fontsize=8)
@@ -90,16 +96,16 @@ def draw_coupling_mask(records: list[dict], coupling: int = 0):
     same_stage = coupling + 1 < len(records) and records[coupling + 1]["mask"].shape == record["mask"].shape
     if same_stage:
         flips = torch.equal(records[coupling + 1]["mask"], ~record["mask"])
-        after = f"the next coupling keeps the complement: {flips}"
+        after = f"the next keeps the complement: {flips}"
     else:
-        after = "last coupling before a squeeze or split (or of the flow)"
+        after = "the last before a squeeze, a split or the end"
     kept = int(mask.sum())
-    fig.suptitle(f"coupling {coupling} of {len(records)}: {record['layer'].label}, on a {C}x{h}x{w} tensor; "
-                 f"keeps {kept} of {mask.size} entries\n{after}", fontsize=9)
+    fig.suptitle(f"coupling {coupling} of {len(records)}: {record['layer'].label}\n"
+                 f"on a {C}x{h}x{w} tensor, keeps {kept} of {mask.size} entries; {after}", fontsize=9)
     fig.legend(handles=[Patch(color=BLUE, label="kept (input of s and t)"),
                         Patch(color=ORANGE, label="transformed"), Patch(color=SILVER, label="factored out before")],
                loc="lower center", ncol=3, fontsize=8, frameon=False)
-    fig.subplots_adjust(left=0.06, right=0.98, top=0.8, bottom=0.14, wspace=0.15)
+    fig.subplots_adjust(left=0.05, right=0.97, top=0.8, bottom=0.2, wspace=0.25)
     return fig
 
 

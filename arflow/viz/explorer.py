@@ -33,20 +33,15 @@ def figure_png(figure, dpi: int = DPI, pad_inches: float = 0.1) -> bytes:
     """
     import matplotlib.pyplot as plt
     import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from PIL import Image
 
     buffer = io.BytesIO()
     try:
-        figure.set_dpi(dpi)
-        canvas = FigureCanvasAgg(figure)
-        canvas.draw()
-        width, height = canvas.get_width_height()
-        box = figure.get_tightbbox(canvas.get_renderer())  # inches
-        x0, y0, x1, y1 = (v * dpi for v in (box.x0, box.y0, box.x1, box.y1))
-        if x0 < -1 or y0 < -1 or x1 > width + 1 or y1 > height + 1:
+        canvas, (x0, y0, x1, y1), spilled = _render(figure, dpi)
+        if spilled:
             figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=pad_inches)
             return buffer.getvalue()
+        width, height = canvas.get_width_height()
         pad = pad_inches * dpi
         left, right = max(0, int(x0 - pad)), min(width, int(np.ceil(x1 + pad)))
         top, bottom = max(0, int(height - y1 - pad)), min(height, int(np.ceil(height - y0 + pad)))
@@ -55,6 +50,24 @@ def figure_png(figure, dpi: int = DPI, pad_inches: float = 0.1) -> bytes:
         return buffer.getvalue()
     finally:
         plt.close(figure)
+
+
+def _render(figure, dpi: int):
+    """Draw ``figure`` once with Agg: (canvas, tight box of the content in pixels, whether it spills over)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figure.set_dpi(dpi)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    width, height = canvas.get_width_height()
+    box = figure.get_tightbbox(canvas.get_renderer())  # inches
+    x0, y0, x1, y1 = (v * dpi for v in (box.x0, box.y0, box.x1, box.y1))
+    return canvas, (x0, y0, x1, y1), x0 < -1 or y0 < -1 or x1 > width + 1 or y1 > height + 1
+
+
+def spills(figure, dpi: int = DPI) -> bool:
+    """Whether the content of ``figure`` reaches past its canvas (then :func:`figure_png` renders it twice)."""
+    return _render(figure, dpi)[2]
 
 
 def _fit_labels(control: widgets.Widget) -> None:
@@ -135,7 +148,7 @@ class Explorer(widgets.VBox):
             return self.cache[key]
         try:
             png = figure_png(self.draw(**values), self.dpi)
-        except Exception as err:  # noqa: BLE001: shown to the reader, and kept in self.error
+        except Exception as err:  # noqa: BLE001 (shown to the reader and kept in self.error)
             self.error = f"{type(err).__name__}: {err}"
             self.message.value = f"<span style='color:#c00'>could not draw: {self.error}</span>"
             self.message.layout.display = None

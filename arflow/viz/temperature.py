@@ -68,10 +68,13 @@ def draw_image_samples(samples: dict, temperature: float, title: str = "samples"
         raise KeyError(f"no samples precomputed at T = {temperature}; have {sorted(samples)}")
     images = samples[temperature]
     grid = mosaic(images, nrow)
-    fig, ax = plt.subplots(figsize=(0.03 * grid.shape[1] + 0.4, 0.03 * grid.shape[0] + 0.7))
+    lines = [title, f"temperature T = {temperature:g} ({len(images)} samples)"]
+    width = max(0.03 * grid.shape[1], 0.075 * max(map(len, lines))) + 0.3  # room for the title
+    fig, ax = plt.subplots(figsize=(width, 0.03 * grid.shape[0] + 0.8))
     ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
-    ax.set_title(f"{title}, temperature T = {temperature:g} ({len(images)} samples)", fontsize=10)
+    ax.set_title("\n".join(lines), fontsize=10)
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - 0.5 / (0.03 * grid.shape[0] + 0.8))
     return fig
 
 

@@ -177,7 +177,7 @@ def draw_code_edit(vqvae, images, digit: int = 0, row: int = 3, col: int = 3, co
         ax.set_xlabel("column (pixels)")
     axes[0].set_ylabel("row (pixels)")
     fig.suptitle("Editing one code of the 7x7 grid (red: the code's 4x4 cell)")
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.15, top=0.8, wspace=0.3)  # (an explorer redraws it)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.2, top=0.8, wspace=0.3)  # (an explorer redraws it)
     return fig
 
 

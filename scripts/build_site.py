@@ -166,6 +166,11 @@ def vendor(dest: Path = VENDOR, pins: list[Pin] | None = None, npm: str = "npm")
 def copy_static(out: Path, vendored: Path = VENDOR) -> Path:
     """Put the site's scripts into ``out/_static``: widget manager, require.js, MathJax."""
     pins = {pin.name: pin for pin in read_pins()}
+    stamp = vendored / ".stamp"
+    wanted = "".join(f"{p.name} {p.version} {p.integrity}\n" for p in pins.values())
+    if not stamp.is_file() or stamp.read_text() != wanted:
+        raise SiteError(f"the scripts in {vendored} are missing or not those pinned in {PINS.name}: "
+                        "run `make site-deps` (python scripts/build_site.py vendor)")
     manager = vendored / pins[HTML_MANAGER].folder / "dist"
     require = vendored / pins[REQUIREJS].folder / "require.js"
     mathjax = vendored / pins[MATHJAX].folder

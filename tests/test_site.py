@@ -83,6 +83,12 @@ def test_unpack_keeps_mathjax_for_its_configuration_only(tmp_path):
                     "fonts/HTML-CSS/TeX/woff/MathJax_Main-Regular.woff", "jax/output/CommonHTML/jax.js"]
 
 
+def test_scripts_not_matching_the_pins_are_refused(tmp_path):
+    (tmp_path / ".stamp").write_text("requirejs 2.3.7 sha512-old\n")
+    with pytest.raises(build_site.SiteError, match="run `make site-deps`"):
+        build_site.copy_static(tmp_path / "out", vendored=tmp_path)
+
+
 def test_lectures_are_found_in_order_and_an_unknown_one_is_named():
     every = build_site.lecture_paths()
     assert [p.name for p in every] == sorted(p.name for p in (ROOT / "lectures").glob("[0-9][0-9]_*.ipynb"))
@@ -121,7 +127,7 @@ def site(tmp_path_factory):
         pytest.skip(f"the site's scripts are not in {vendored}: run `make site-deps` (needs npm once)")
     out = tmp_path_factory.mktemp("site")
     began = time.monotonic()
-    pages = build_site.build(out, [LECTURE], fast=True)
+    pages = build_site.build(out, [LECTURE], fast=True, vendored=vendored)
     print(f"site built in {time.monotonic() - began:.1f} s")
     return out, pages
 

@@ -10,6 +10,7 @@ so that "Run All" on a lecture runs to the end.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -99,6 +100,15 @@ def evaluate(name: str, verify: Callable[..., str], *args) -> Verdict:
     return Verdict(name, "correct", verified)
 
 
+STRICT_ENV = "ARFLOW_EXERCISES_STRICT"
+
+
 def report(verdict: Verdict) -> None:
-    """Print the verdict: one line, then nothing else (the check cell's output)."""
+    """Print the verdict: one line, then nothing else (the check cell's output).
+
+    With ``ARFLOW_EXERCISES_STRICT=1`` (CI executing the lectures with the solutions filled in) a verdict
+    other than correct also raises ``AssertionError``, so a solution that stops passing fails the run.
+    """
     print(verdict.line)
+    if os.environ.get(STRICT_ENV) == "1" and not verdict.passed:
+        raise AssertionError(f"{STRICT_ENV}=1 and an exercise check did not pass: {verdict.line}")

@@ -69,12 +69,33 @@ def fill(nb, solutions: dict[str, str]):
     return nb
 
 
+def fill_all(lectures: str | Path, solutions: str | Path, out: str | Path) -> list[Path]:
+    """Every notebook of ``lectures`` written to ``out``, its exercises filled from ``solutions/<stem>.py``
+    (a notebook without exercises is copied as is). Returns the written paths."""
+    lectures, solutions, out = Path(lectures), Path(solutions), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in sorted(lectures.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        if exercise_cells(nb):
+            nb = fill(nb, read_solutions(solutions / f"{path.stem}.py"))
+        nbformat.write(nb, out / path.name)
+        written.append(out / path.name)
+    return written
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m arflow.exercises.fill", description=__doc__.splitlines()[0])
-    parser.add_argument("lecture", type=Path, help="the lecture notebook (.ipynb)")
-    parser.add_argument("solutions", type=Path, help="its solutions file (exercises/solutions/<stem>.py)")
-    parser.add_argument("out", type=Path, help="where to write the filled copy (.ipynb)")
+    parser.add_argument("lecture", type=Path, help="the lecture notebook (.ipynb), or with --all the lectures' folder")
+    parser.add_argument("solutions", type=Path, help="its solutions file (exercises/solutions/<stem>.py), or with "
+                                                     "--all the solutions' folder")
+    parser.add_argument("out", type=Path, help="where to write the filled copy (.ipynb), or with --all a folder")
+    parser.add_argument("--all", action="store_true", help="fill every lecture of a folder (make test runs these)")
     args = parser.parse_args(argv)
+    if args.all:
+        written = fill_all(args.lecture, args.solutions, args.out)
+        print(f"wrote {len(written)} lecture(s) to {args.out}, exercises filled in")
+        return
     nb = fill(nbformat.read(args.lecture, as_version=4), read_solutions(args.solutions))
     nbformat.write(nb, args.out)
     print(f"wrote {args.out}: {len(exercise_cells(nb))} exercise cell(s) of {args.lecture.name} filled in")

@@ -102,6 +102,8 @@ def test_a_failed_redraw_keeps_the_picture_and_says_why(shell):
         explorer(draw, applies={"nope": lambda v: True}, size=widgets.IntSlider(3, 1, 9))
     with pytest.raises(ValueError, match="at least one control"):
         explorer(draw)
+    with pytest.raises(TypeError, match="must return a matplotlib Figure"), capture_output():
+        explorer(lambda size: None, size=widgets.IntSlider(3, 1, 9))
 
 
 def test_figure_png_crops_like_the_inline_backend():

@@ -33,8 +33,11 @@ def figure_png(figure, dpi: int = DPI, pad_inches: float = 0.1) -> bytes:
     """
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.figure import Figure
     from PIL import Image
 
+    if not isinstance(figure, Figure):
+        raise TypeError(f"an explorer's drawing function must return a matplotlib Figure, got {type(figure).__name__}")
     buffer = io.BytesIO()
     try:
         canvas, (x0, y0, x1, y1), spilled = _render(figure, dpi)

@@ -237,11 +237,12 @@ def test_student_runs_lecture_01_and_moves_the_explorer(student_lab):
             "return n.widgets.slice(0, arguments[0]).every(c => c.model.type !== 'code' || "
             "c.model.executionCount !== null);", index) and _kernel_idle(driver),
             150, "the cells above the explorer to run")
-        errors_above = driver.execute_script(
-            "return Array.from(document.querySelectorAll('.jp-OutputArea-output[data-mime-type="
-            "\"application/vnd.jupyter.stderr\"] pre, .jp-RenderedText[data-mime-type="
-            "\"application/vnd.jupyter.error\"]')).map(e => e.innerText.slice(0, 300))")
-        assert not [e for e in errors_above if "Error" in e], f"a cell above the explorer failed: {errors_above}"
+        errors_above = driver.execute_script(  # exceptions raised in the cells run (error outputs)
+            "const n = window.jupyterapp.shell.currentWidget.content;"
+            "return n.widgets.slice(0, arguments[0]).filter(c => c.model.type === 'code')"
+            ".flatMap(c => c.model.outputs.toJSON()).filter(o => o.output_type === 'error')"
+            ".map(o => o.ename + ': ' + o.evalue);", index)
+        assert not errors_above, f"a cell above the explorer raised: {errors_above}"
         driver.execute_script(
             "const n = window.jupyterapp.shell.currentWidget.content; n.activeCellIndex = arguments[0];"
             "window.jupyterapp.commands.execute('notebook:run-cell');", index)

@@ -130,6 +130,7 @@ def running_lab(tmp_path: Path, mode: str = "student"):
 
 @pytest.fixture
 def student_lab(tmp_path):
+    browser_or_skip()  # before starting JupyterLab for nothing
     with running_lab(tmp_path, "student") as lab:
         yield lab
 
@@ -193,7 +194,6 @@ def _kernel_idle(driver) -> bool:
 
 
 def test_student_runs_lecture_01_and_moves_the_explorer(student_lab):
-    browser_or_skip()
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 

@@ -94,6 +94,8 @@ def plot_pixel_masks(masks, image_size: tuple[int, int], pixel: tuple[int, int],
         ax.set_title(f"{names[h]}: all {H * W} pixels\n{int(masks[h].sum())} (query, key) pairs", fontsize=9)
         ax.set_xlabel("key pixel j (raster order)")
         ax.set_ylabel("query pixel i (raster order)")
+    for ax in axes.flat:  # few ticks: each tick label is laid out on every redraw of the explorer
+        ax.locator_params(nbins=4)
     fig.suptitle(suptitle)
     fig.subplots_adjust(left=0.12 if heads > 1 else 0.2, right=0.97, top=0.86, bottom=0.08, hspace=0.45,
                         wspace=0.4)

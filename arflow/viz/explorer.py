@@ -23,16 +23,26 @@ BOX_CLASS = "arflow-explorer"
 DPI = 80  # small PNGs: fast to render, to send to the browser and to save in the notebook
 
 
-def figure_png(figure, dpi: int = DPI, pad_inches: float = 0.1) -> bytes:
-    """PNG bytes of a matplotlib Figure, cropped to its content as the inline backend crops it; closes it.
+def figure_png(figure, dpi: int = DPI, pad_inches: float = 0.1, exact: bool = True) -> bytes:
+    """PNG bytes of a matplotlib Figure (see :func:`render_png`); closes it."""
+    return render_png(figure, dpi, pad_inches, exact)[0]
 
-    Rendered once by Agg (whatever the notebook's backend), then cropped to the tight bounding box
-    of what was drawn. Only a figure whose content spills over its canvas (a legend placed below the
-    axes, say) is rendered again with ``bbox_inches="tight"``, which grows the canvas to fit: two
-    passes instead of one, so explorer figures are laid out to fit their canvas.
+
+def render_png(figure, dpi: int = DPI, pad_inches: float = 0.1, exact: bool = True) -> tuple[bytes, bool]:
+    """(PNG bytes, whether its content spilled over the canvas) of a matplotlib Figure, cropped to its
+    content as the inline backend crops it; closes the figure.
+
+    Rendered once by Agg (whatever the notebook's backend), then cropped to what was drawn, read from the
+    rendered pixels (plus ``pad_inches``). Only a figure whose content spills over its canvas (a legend
+    placed below the axes, say) is rendered again with ``bbox_inches="tight"``, which grows the canvas to
+    fit: two passes instead of one, so explorer figures are laid out to fit their canvas. ``exact``
+    asks matplotlib's tight box whether anything spills (it lays out every text again: a quarter of a
+    redraw); without it that is asked only when ink touches the canvas edge. An explorer asks on its
+    first picture and, when that fits, not for the next ones.
     """
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from PIL import Image
 
@@ -40,19 +50,58 @@ def figure_png(figure, dpi: int = DPI, pad_inches: float = 0.1) -> bytes:
         raise TypeError(f"an explorer's drawing function must return a matplotlib Figure, got {type(figure).__name__}")
     buffer = io.BytesIO()
     try:
-        canvas, (x0, y0, x1, y1), spilled = _render(figure, dpi)
+        figure.set_dpi(dpi)
+        canvas = FigureCanvasAgg(figure)
+        canvas.draw()
+        pixels = np.asarray(canvas.buffer_rgba())[:, :, :3]
+        box = spilled = None
+        if exact:  # matplotlib's tight box: does anything lie outside the canvas?
+            box, spilled = _content_box(figure, canvas, dpi)
+        inked = None if spilled else _inked_box(pixels, figure.get_facecolor())
+        if inked is None and box is None:  # ink on the canvas edge: measure the content exactly
+            box, spilled = _content_box(figure, canvas, dpi)
         if spilled:
             figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=pad_inches)
-            return buffer.getvalue()
-        width, height = canvas.get_width_height()
-        pad = pad_inches * dpi
-        left, right = max(0, int(x0 - pad)), min(width, int(np.ceil(x1 + pad)))
-        top, bottom = max(0, int(height - y1 - pad)), min(height, int(np.ceil(height - y0 + pad)))
-        pixels = np.asarray(canvas.buffer_rgba())[top:bottom, left:right, :3]
-        Image.fromarray(pixels).save(buffer, format="png", compress_level=3)
-        return buffer.getvalue()
+            return buffer.getvalue(), True
+        if inked is None:
+            x0, y0, x1, y1 = box
+            height = pixels.shape[0]
+            inked = (int(height - y1), int(np.ceil(height - y0)), int(x0), int(np.ceil(x1)))
+        top, bottom, left, right = inked
+        pad = int(round(pad_inches * dpi))
+        height, width = pixels.shape[:2]
+        cropped = pixels[max(0, top - pad):min(height, bottom + pad), max(0, left - pad):min(width, right + pad)]
+        Image.fromarray(np.ascontiguousarray(cropped)).save(buffer, format="png", compress_level=3)
+        return buffer.getvalue(), False
     finally:
         plt.close(figure)
+
+
+def _inked_box(pixels, facecolor) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right) pixel rows and columns of everything not in the background colour, or
+    None when something is drawn on the outermost pixels (the content may reach past the canvas).
+
+    Reading the rendered pixels costs a millisecond; asking matplotlib for the tight bounding box lays out
+    every text again (a quarter of a redraw), so that is done only when the pixels cannot tell.
+    """
+    import numpy as np
+
+    background = np.array([round(255 * c) for c in facecolor[:3]], dtype=np.int16)
+    ink = np.abs(pixels.astype(np.int16) - background).max(axis=2) > 8
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if len(rows) == 0:
+        return 0, pixels.shape[0], 0, pixels.shape[1]
+    if rows[0] == 0 or cols[0] == 0 or rows[-1] == pixels.shape[0] - 1 or cols[-1] == pixels.shape[1] - 1:
+        return None
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _content_box(figure, canvas, dpi: int):
+    """The tight box of a drawn figure's content in pixels (x0, y0, x1, y1), and whether it spills over."""
+    width, height = canvas.get_width_height()
+    box = figure.get_tightbbox(canvas.get_renderer())  # inches
+    x0, y0, x1, y1 = (v * dpi for v in (box.x0, box.y0, box.x1, box.y1))
+    return (x0, y0, x1, y1), x0 < -1 or y0 < -1 or x1 > width + 1 or y1 > height + 1
 
 
 def _render(figure, dpi: int):
@@ -62,10 +111,8 @@ def _render(figure, dpi: int):
     figure.set_dpi(dpi)
     canvas = FigureCanvasAgg(figure)
     canvas.draw()
-    width, height = canvas.get_width_height()
-    box = figure.get_tightbbox(canvas.get_renderer())  # inches
-    x0, y0, x1, y1 = (v * dpi for v in (box.x0, box.y0, box.x1, box.y1))
-    return canvas, (x0, y0, x1, y1), x0 < -1 or y0 < -1 or x1 > width + 1 or y1 > height + 1
+    box, spilled = _content_box(figure, canvas, dpi)
+    return canvas, box, spilled
 
 
 def spills(figure, dpi: int = DPI) -> bool:
@@ -114,6 +161,7 @@ class Explorer(widgets.VBox):
         self.cache: OrderedDict = OrderedDict()
         self.cache_size = cache_size
         self._shown_in: int | None = None
+        self._spills = False  # whether the first picture spilled over its canvas (then every one is measured)
         self.message = widgets.HTML(layout=widgets.Layout(display="none"))
         for control in self.controls.values():
             _fit_labels(control)
@@ -150,7 +198,10 @@ class Explorer(widgets.VBox):
             self.image.value = self.cache[key]
             return self.cache[key]
         try:
-            png = figure_png(self.draw(**values), self.dpi)
+            # the first picture is measured exactly; if it fits its canvas, later ones are cropped from their pixels
+            png, spilled = render_png(self.draw(**values), self.dpi, exact=not self.draws or self._spills)
+            if not self.draws:
+                self._spills = spilled
         except Exception as err:  # noqa: BLE001 (shown to the reader and kept in self.error)
             self.error = f"{type(err).__name__}: {err}"
             self.message.value = f"<span style='color:#c00'>could not draw: {self.error}</span>"

@@ -37,6 +37,8 @@ def plot_change_of_variables_1d(a: float = 1.0, n: int = 20000, seed: int = 0):
     axes[2].plot(xs, density_through_map(f, xs), color=RED, label="p(z = f(x)) |f'(x)|")
     axes[2].set(title="pushed density p(x)", xlabel="x", ylabel="density (per unit of x)")
     axes[2].legend(fontsize=8)
+    for ax in axes:  # few ticks: each tick label is laid out on every redraw of the explorer
+        ax.locator_params(nbins=5)
     fig.subplots_adjust(left=0.05, right=0.99, bottom=0.15, top=0.9, wspace=0.3)  # (an explorer redraws it)
     return fig
 

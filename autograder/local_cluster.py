@@ -72,8 +72,8 @@ class RedisServer:
 class CeleryWorkers:
     """``n`` grading workers (``python -m autograder worker``), each a process of its own."""
 
-    def __init__(self, broker: str, n: int = 2, logs: Path | None = None):
-        self.broker, self.n = broker, n
+    def __init__(self, broker: str, n: int = 2, logs: Path | None = None, slot_base: int = 1):
+        self.broker, self.n, self.slot_base = broker, n, slot_base
         self.logs = logs or Path(tempfile.mkdtemp(prefix="arflow-workers-"))
         self.processes: dict[str, subprocess.Popen] = {}
 
@@ -83,8 +83,8 @@ class CeleryWorkers:
         with open(self.logs / f"{name}.log", "ab") as log:
             self.processes[name] = subprocess.Popen(
                 [sys.executable, "-m", "autograder", "worker", "--broker", self.broker, "--slots", "1",
-                 "--slot-base", str(1 + index), "--name", name, "--scratch", str(self.logs / f"scratch-{index}"),
-                 "--loglevel", "WARNING"],
+                 "--slot-base", str(self.slot_base + index), "--name", name,
+                 "--scratch", str(self.logs / f"scratch-{index}"), "--loglevel", "WARNING"],
                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         return name
 

@@ -106,6 +106,20 @@ def test_a_vanished_submission_is_flagged_not_retried(tmp_path, monkeypatch):
     assert flagged == {"student": "s1", "failed": result["failed"], "worker": None}
 
 
+def test_a_failing_task_is_sent_again_then_flagged_never_dropped(tmp_path):
+    from autograder.celery_executor import CeleryExecutor, _Task
+
+    executor = CeleryExecutor("redis://unused", tmp_path, LIMITS, retries=1, log=lambda *a: None)
+    executor.attempts = {"s1": []}
+    sent = []
+    executor._send = lambda student, attempt: sent.append((student, attempt))
+    assert executor._again_or_fail("t1", _Task("s1", 1, 0.0, worker="w0"), "the grading worker died") is None
+    assert sent == [("s1", 2)]  # sent again
+    flagged = executor._again_or_fail("t2", _Task("s1", 2, 0.0, worker="w1"), "the grading worker died")
+    assert flagged["failed"] == "the grading worker died (after 2 attempts)" and sent == [("s1", 2)]
+    assert [a["worker"] for a in executor.attempts["s1"]] == ["w0", "w1"]
+
+
 @pytest.fixture(scope="module")
 def workers(redis_broker, tmp_path_factory):
     pytest.importorskip("celery", reason="celery is not installed (make setup installs it)")

@@ -4,6 +4,7 @@
 #   postgresql  only when no PostgreSQL server binaries are found (tests/pg_server.py)
 #   redis-server  the Celery executor's broker in tests/test_grader_celery.py (tests/redis_server.py)
 #   chromium, chromium-driver  the headless browser of tests/test_browser.py and tests/test_site.py
+#   npm         fetches the static site's pinned scripts (make site-deps, scripts/build_site.py vendor)
 # Without root or apt-get it says what is missing: the jail's tests then skip, saying why.
 set -euo pipefail
 need=()
@@ -15,6 +16,7 @@ fi
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v npm >/dev/null || need+=(npm)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
     echo "note: missing system packages: ${need[*]} (install them as root; the tests that need them will skip)"

@@ -147,8 +147,11 @@ def test_make_lab_targets_and_who_sees_nbgrader(tmp_path, mode):
     """`make lab` / `make lab-instructor` use their config folder (and --allow-root as root); only
     instructors get nbgrader's server extensions (Formgrader) and its lab extension."""
     target = "lab" if mode == "student" else "lab-instructor"
-    recipe = subprocess.run(["make", "-n", "--always-make", target], cwd=ROOT, capture_output=True, text=True,
-                            check=True).stdout.splitlines()[-1]
+    # a clean environment: under `make test` the outer make's MAKEFLAGS/MAKELEVEL would make this one print
+    # "make[1]: Leaving directory ..." after the recipe
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")}
+    recipe = subprocess.run(["make", "--no-print-directory", "-n", "--always-make", target], cwd=ROOT, env=env,
+                            capture_output=True, text=True, check=True).stdout.splitlines()[-1]
     assert f"JUPYTER_CONFIG_PATH={ROOT}/jupyter/{mode}" in recipe and "jupyter lab" in recipe, recipe
     assert ("--allow-root" in recipe) == (os.geteuid() == 0), recipe
     with running_lab(tmp_path, mode) as (base, token, _):

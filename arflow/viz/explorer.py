@@ -166,7 +166,8 @@ class Explorer(widgets.VBox):
         for control in self.controls.values():
             _fit_labels(control)
             control.add_class(CONTROL_CLASS)
-        self.image = widgets.Image(format="png")
+        # natural size: a flex column would otherwise stretch the PNG to the page's width (blurred)
+        self.image = widgets.Image(format="png", layout=widgets.Layout(align_self="flex-start", max_width="100%"))
         self.image.add_class(IMAGE_CLASS)
         row = widgets.HBox([*self.controls.values(), self.message],
                            layout=widgets.Layout(flex_flow="row wrap", align_items="center"))

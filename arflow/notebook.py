@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import textwrap
 
@@ -71,15 +72,18 @@ def judge_digits(images: torch.Tensor, labels=None, show: bool = True):
     :class:`~arflow.evaluate.samples.SampleScore`; the line is printed under the figure above it.
     """
     from arflow.evaluate.samples import score_digits
-    from arflow.train.checkpoints import load_checkpoint
 
-    if not _CLASSIFIER:  # loaded once per kernel
-        _CLASSIFIER.append(load_checkpoint("digit_classifier"))
-    score = score_digits(_CLASSIFIER[0], images.cpu(), labels)
+    score = score_digits(_digit_classifier(), images.cpu(), labels)
     if show:
         print(score.summary())
     return score
 
 
-_CLASSIFIER: list = []
+
+@functools.cache
+def _digit_classifier():
+    """The shipped digit classifier, loaded once per kernel."""
+    from arflow.train.checkpoints import load_checkpoint
+
+    return load_checkpoint("digit_classifier")
 

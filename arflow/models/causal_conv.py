@@ -42,7 +42,8 @@ class CausalConv1d(nn.Module):
     def step(self, x_t: torch.Tensor, queue: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One time step: x_t (B, C_in) and the queue -> (output (B, C_out), updated queue).
 
-        Reads only the k taps the dilated kernel uses: O(1) work per step instead of O(T).
+        Reads only the k taps the dilated kernel uses: O(1) work per step instead of O(T). (The WaveNet's
+        sampler, ``arflow.models.wavenet._BlockStepper``, does the same with fewer tensor operations.)
         """
         queue = torch.cat([queue[:, :, 1:], x_t[:, :, None]], dim=2)
         taps = queue[:, :, :: self.dilation]  # (B, C_in, k): inputs t-(k-1)d, ..., t

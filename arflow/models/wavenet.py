@@ -37,21 +37,10 @@ class ResidualBlock(nn.Module):
         self.res = nn.Conv1d(channels, channels, 1)
         self.skip = nn.Conv1d(channels, skip_channels, 1)
 
-    def _after_conv(self, x: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        filt, gate = a.chunk(2, dim=1)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        filt, gate = self.conv(x).chunk(2, dim=1)
         z = torch.tanh(filt) * torch.sigmoid(gate)
         return x + self.res(z), self.skip(z)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._after_conv(x, self.conv(x))
-
-    def step(self, x_t: torch.Tensor, queue: torch.Tensor):
-        """One time step: x_t (B, C) -> (residual (B, C), skip (B, S), queue); 1x1 convs as matrix products."""
-        a, queue = self.conv.step(x_t, queue)
-        filt, gate = a.chunk(2, dim=1)
-        z = torch.tanh(filt) * torch.sigmoid(gate)
-        res = x_t + F.linear(z, self.res.weight[:, :, 0], self.res.bias)
-        return res, F.linear(z, self.skip.weight[:, :, 0], self.skip.bias), queue
 
 
 class _BlockStepper:

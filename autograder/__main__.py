@@ -1,11 +1,14 @@
-"""``python -m autograder {release,grade,worker,demo,calibrate}``: the instructor's commands (see README.md)."""
+"""``python -m autograder {release,grade,worker,demo,calibrate,export,similarity}``.
+
+The instructor's commands (see README.md).
+"""
 
 import sys
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = ("release", "grade", "worker", "demo", "calibrate")
+    commands = ("release", "grade", "worker", "demo", "calibrate", "export", "similarity")
     if not argv or argv[0] not in commands:
         print(f"usage: python -m autograder {{{','.join(commands)}}} [options]  (--help after a command)")
         return 2
@@ -18,6 +21,10 @@ def main(argv=None) -> int:
         from .celery_worker import main as run
     elif command == "demo":
         from .demo import main as run
+    elif command == "export":  # LMS grade exports (Canvas, Moodle)
+        from .lms import main as run
+    elif command == "similarity":  # the class's similarity report
+        from .similarity import main as run
     else:
         from .calibrate import main as run
     return run(rest)

@@ -33,3 +33,12 @@ c.ExecutePreprocessor.timeout = 180
 c.Execute.timeout = 180
 # Only the notebook is released: nothing else of solutions/10_ar is copied (see design.md).
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.pth", "*.db"]
+# Late submissions (autograder/late.py): nbgrader compares timestamp.txt with the due date in the
+# gradebook (`nbgrader db assignment add 10_ar --duedate="2030-05-01 23:59 UTC"`) and asks this policy
+# for each late notebook's penalty. To change it, edit the three numbers: minutes late that still
+# count as on time; percent of the max score lost per started day late; days after which the score
+# is 0 (None: never). percent_per_day = 0 and zero_after_days = None turn penalties off.
+c.AssignLatePenalties.plugin_class = "autograder.late.LatePenaltyPlugin"
+c.LatePenaltyPlugin.grace_minutes = 15
+c.LatePenaltyPlugin.percent_per_day = 10
+c.LatePenaltyPlugin.zero_after_days = 7

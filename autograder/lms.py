@@ -134,11 +134,16 @@ def read_grades(db_url: str, assignments: list[str] | None = None) -> Grades:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+    label = _describe(db_url)  # as given, without its password
     try:
         url = make_url(db_url)
     except ArgumentError as err:
         raise LmsExportError(f"{db_url!r} is not a database URL (expected sqlite:///path/gradebook.db "
                              f"or postgresql://user@host/db): {err}") from None
+    if url.drivername in ("postgresql", "postgres"):
+        # SQLAlchemy 2's default PostgreSQL driver is psycopg 3; the course installs psycopg2.
+        url = url.set(drivername="postgresql+psycopg2")
+        db_url = url.render_as_string(hide_password=False)
     if url.get_backend_name() == "sqlite":
         # nbgrader's Gradebook would create an empty gradebook: a typo must not export nothing.
         if not url.database or url.database == ":memory:" or not Path(url.database).is_file():
@@ -151,9 +156,9 @@ def read_grades(db_url: str, assignments: list[str] | None = None) -> Grades:
             unknown = [a for a in chosen if a not in known]
             if unknown:
                 raise LmsExportError(f"assignment(s) {', '.join(map(repr, unknown))} not in the gradebook "
-                                     f"{_describe(db_url)}; it has: {', '.join(known) or 'no assignments'}")
+                                     f"{label}; it has: {', '.join(known) or 'no assignments'}")
             if not chosen:
-                raise LmsExportError(f"the gradebook {_describe(db_url)} has no assignments")
+                raise LmsExportError(f"the gradebook {label} has no assignments")
             max_scores = {a: float(gb.find_assignment(a).max_score) for a in chosen}
             students, scores, penalties, submitted = [], {}, {}, set()
             for student in gb.students:
@@ -172,7 +177,7 @@ def read_grades(db_url: str, assignments: list[str] | None = None) -> Grades:
                     penalties[student.id, name] = float(penalty)
                     submitted.add((student.id, name))
     except SQLAlchemyError as err:
-        raise LmsExportError(f"the gradebook {_describe(db_url)} cannot be read: "
+        raise LmsExportError(f"the gradebook {label} cannot be read: "
                              f"{type(err).__name__}: {str(err).splitlines()[0]}") from None
     return Grades(chosen, max_scores, students, scores, penalties, submitted)
 

@@ -16,16 +16,18 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import math
 import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from arflow.analysis.gradients import gradient_field
+from arflow.checks import pixelcnn as _pc
+from arflow.checks import pixelcnn_probes
+from arflow.checks.box import LocalBox
+from arflow.checks.result import CheckResult
 from arflow.viz.primitives import draw_grid_values
 from arflow.viz.receptive_fields import show_mask, show_receptive_field
 
@@ -54,53 +56,9 @@ def _show(fig) -> None:
     plt.close(fig)
 
 
-# --------------------------------------------------------------------------- analytic expectations
-def expected_mask(kernel_size: int, blind_center: bool) -> np.ndarray:
-    """(k, k) bool: the kernel positions a masked convolution may use (rows above; left in the centre row)."""
-    if kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size}")
-    k, c = kernel_size, kernel_size // 2
-    rows, cols = np.mgrid[0:k, 0:k]
-    before = (rows < c) | ((rows == c) & (cols < c))
-    return before | ((rows == c) & (cols == c) & (not blind_center))
-
-
-def expected_field(kernel_size: int, n_layers: int, image_size: tuple[int, int],
-                   pixel: tuple[int, int]) -> np.ndarray:
-    """(H, W) bool: the inputs that output ``pixel`` sees through ``n_layers`` masked k x k convolutions.
-
-    The first layer is blind (``blind_center=True``), the rest are not. Computed by walking back
-    from the output one layer at a time: a pixel q feeds p through a layer when p - q is a
-    visible kernel offset of that layer.
-    """
-    H, W = image_size
-    c = kernel_size // 2
-    reach = np.zeros((H, W), bool)
-    reach[pixel] = True
-    for layer in reversed(range(n_layers)):
-        offsets = np.argwhere(expected_mask(kernel_size, blind_center=(layer == 0))) - c
-        new = np.zeros_like(reach)
-        for di, dj in offsets:  # the input at p + (di, dj) feeds output p
-            src = np.roll(np.roll(reach, di, axis=0), dj, axis=1)
-            # np.roll wraps around: clear the rows/columns that wrapped.
-            if di > 0:
-                src[:di] = False
-            elif di < 0:
-                src[di:] = False
-            if dj > 0:
-                src[:, :dj] = False
-            elif dj < 0:
-                src[:, dj:] = False
-            new |= src
-        reach = new
-    return reach
-
-
-def strictly_before(image_size: tuple[int, int], pixel: tuple[int, int]) -> np.ndarray:
-    """(H, W) bool: the pixels before ``pixel`` in raster order (the only ones it may depend on)."""
-    H, W = image_size
-    index = np.arange(H * W).reshape(H, W)
-    return index < pixel[0] * W + pixel[1]
+# The reference answers (the mask, the receptive field, the pixels before a pixel) live once, in
+# arflow.checks.pixelcnn, with the visible checks that use them; the figures below draw them.
+expected_mask, expected_field, strictly_before = _pc.expected_mask, _pc.expected_field, _pc.strictly_before
 
 
 # --------------------------------------------------------------------------- figures
@@ -237,146 +195,57 @@ def draw_fields(models: list[nn.Module], titles: list[str], image_size=(14, 14),
 
 
 # --------------------------------------------------------------------------- the visible checks
-def check_masked_conv(conv_cls) -> None:
-    """Shape, mask (by gradients) for k = 3, 5 and both ``blind_center``, and the mask after Adam steps."""
+def run_visible(grade_id: str, namespace: dict) -> CheckResult:
+    """The visible check ``grade_id`` (:data:`arflow.checks.pixelcnn.CHECKS`) on the objects in
+    ``namespace``, answered in this process: the same function, probes and verdict as the grader's.
+
+    A failure draws what was expected next to what the code produced (when the check has such a
+    picture) and raises ``AssertionError`` with the reason; a pass prints one line.
+    """
     with quiet():
-        torch.manual_seed(0)
-        for k in (3, 5):
-            for blind in (True, False):
-                label = f"MaskedConv2d(2, 3, {k}, blind_center={blind})"
-                conv = conv_cls(2, 3, k, blind_center=blind)
-                x = torch.rand(2, 2, 7, 9)
-                y = conv(x)
-                assert tuple(y.shape) == (2, 3, 7, 9), \
-                    f"{label} maps x of shape (2, 2, 7, 9) to {tuple(y.shape)}; expected (2, 3, 7, 9) (padding?)"
-                expected = expected_mask(k, blind)
-                found = conv_mask_of(conv_cls, k, blind, 2, 3)
-                if not np.array_equal(found, expected):
-                    _show(compare_figure(expected, found, f"{label}: which inputs reach the centre output"))
-                    raise AssertionError(f"{label}: the centre output depends on the wrong inputs (see the figure)")
-                # The mask must survive training: Adam with a large step moves every weight it can.
-                optimizer = torch.optim.Adam(conv.parameters(), lr=0.5)
-                for _ in range(3):
-                    optimizer.zero_grad()
-                    (conv(torch.rand(2, 2, 7, 9)) * torch.randn(2, 3, 7, 9)).sum().backward()
-                    optimizer.step()
-                c = k // 2
-                trained = gradient_field(copy.deepcopy(conv).double(), (1, 2, k, k), (0, slice(None), c, c))
-                found = trained[0].any(dim=0).numpy()
-                if not np.array_equal(found, expected):
-                    _show(compare_figure(expected, found, f"{label} after 3 Adam steps"))
-                    raise AssertionError(f"{label}: after 3 Adam steps the mask no longer holds; apply it in "
-                                         "every forward pass, not once in __init__")
-    print("MaskedConv2d: the visible checks pass (shape; masks for k = 3, 5; the mask after training).")
+        with LocalBox(namespace, pixelcnn_probes) as box:
+            result = _pc.CHECKS[grade_id](box, seed=0)
+    if not result.passed:
+        figure = getattr(result, "figure", None)
+        if figure is not None:
+            _show(_failure_figure(figure))
+        raise AssertionError("; ".join(result.failures()) + (" (see the figure)" if figure is not None else ""))
+    print(f"{result.title}: the visible checks pass ({result.subchecks[0].name}).")
+    return result
+
+
+def _failure_figure(figure: dict):
+    """Expected next to found, for a failed visible check."""
+    if figure.get("chain"):
+        fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+        for ax, img, title in zip(axes, (figure["expected"], figure["found"]), ("expected (raster order)",
+                                                                                 "your sample")):
+            ax.imshow(img, cmap="viridis", vmin=0, vmax=255)
+            draw_grid_values(ax, img, color="white", fontsize=8)
+            ax.set_title(title)
+            ax.set_xlabel("column (pixels)")
+            ax.set_ylabel("row (pixels)")
+        fig.suptitle(figure["title"])
+        fig.tight_layout()
+        return fig
+    return compare_figure(figure["expected"], figure["found"], figure["title"], pixel=figure.get("pixel"))
+
+
+def check_masked_conv(conv_cls) -> None:
+    """Shape, the mask for k = 3, 5 and both ``blind_center``, and the mask after Adam steps."""
+    run_visible("test_masked_conv", {"MaskedConv2d": conv_cls})
 
 
 def check_pixelcnn(model_cls, conv_cls) -> None:
     """Shape and dtype, and the receptive field (by gradients) of a few pixels against the analytic one."""
-    with quiet():
-        torch.manual_seed(0)
-        model = model_cls(n_channels=16, kernel_size=3)
-        x = torch.rand(2, 1, 10, 12)
-        y = model(x)
-        assert tuple(y.shape) == (2, 256, 10, 12), \
-            f"PixelCNN maps x of shape (2, 1, 10, 12) to {tuple(y.shape)}; expected (2, 256, 10, 12)"
-        assert y.dtype == torch.float32, f"logits have dtype {y.dtype}; expected torch.float32"
-        n_layers = count_layers(model, conv_cls)
-        assert n_layers >= 2, f"PixelCNN has {n_layers} MaskedConv2d layer(s); a stack needs at least 2"
-        size = (10, 12)
-        for pixel in ((5, 6), (0, 4), (9, 0)):
-            found = model_field(model, size, pixel)
-            expected = expected_field(3, n_layers, size, pixel)
-            if not np.array_equal(found, expected):
-                _show(compare_figure(expected, found, f"Receptive field of pixel {pixel}: {n_layers} masked 3x3 "
-                                                      "layers (first blind)", pixel=pixel))
-                bad = found & ~strictly_before(size, pixel)
-                why = ("it depends on the pixel itself or later pixels: not causal" if bad.any()
-                       else "it differs from a stack of masked convolutions (first blind, the rest not)")
-                raise AssertionError(f"PixelCNN(n_channels=16, kernel_size=3): receptive field of pixel {pixel}: "
-                                     f"{why} (see the figure)")
-    print(f"PixelCNN: the visible checks pass (shape, dtype, receptive fields of {n_layers} masked layers).")
+    run_visible("test_pixelcnn", {"PixelCNN": model_cls, "MaskedConv2d": conv_cls})
 
 
 def check_loss_fn(loss_fn) -> None:
     """Uniform logits cost ln 256 nats; logits peaked at round(255 x) cost ~0 for every intensity."""
-    with quiet():
-        x = (torch.arange(256, dtype=torch.float32) / 255).reshape(1, 1, 16, 16)
-        value = float(loss_fn(torch.zeros(1, 256, 16, 16), x))
-        assert abs(value - math.log(256)) < 1e-4, (
-            f"with all logits 0 (a uniform softmax) the loss should be ln 256 = {math.log(256):.4f} nats per "
-            f"pixel; got {value:.4f}" + (" (that is in bits: use nats)" if abs(value - 8) < 1e-3 else ""))
-        target = torch.round(x[:, 0] * 255).long()  # the class of each pixel, as the contract says
-        logits = 30.0 * F.one_hot(target, 256).permute(0, 3, 1, 2).float()
-        value = float(loss_fn(logits, x))
-        assert value < 1e-3, (f"logits peaked at the class round(255 x) of every pixel should cost ~0; got {value:.4g} "
-                              "nats per pixel: are the targets round(255 x) (not a truncation) for 0..255?")
-        # The class is round(255 x) for any x: a value a little below k/255 is still class k.
-        below = (torch.arange(256, dtype=torch.float32) - 0.3).clamp(min=0).reshape(1, 1, 16, 16) / 255
-        value = float(loss_fn(logits, below))
-        assert value < 1e-3, (f"x = (k - 0.3) / 255 belongs to class k = round(255 x), but with logits peaked at k "
-                              f"the loss is {value:.4g} nats per pixel: round 255 x (torch.round), do not truncate "
-                              "it with .long()")
-        batch = torch.cat([x, x.flip(-1)])
-        value2 = float(loss_fn(torch.zeros(2, 256, 16, 16), batch))
-        assert abs(value2 - math.log(256)) < 1e-4, f"for a batch of 2, expected ln 256 per pixel, got {value2:.4f}"
-    print("loss_fn: the visible checks pass (uniform logits: ln 256 nats per pixel; peaked logits: ~0).")
-
-
-class KnownNet(nn.Module):
-    """A hand-built 'model' with known conditionals, for testing a sampler.
-
-    ``kind="fixed"``: every pixel has the categorical distribution softmax(logits), whatever the image.
-    ``kind="chain"``: pixel t (raster order) is (pixel t-1 + step) mod 256 with certainty; pixel 0 is ``start``.
-    """
-
-    def __init__(self, kind: str, logits=None, start: int = 0, step: int = 1):
-        super().__init__()
-        if kind not in ("fixed", "chain"):
-            raise ValueError(f"kind must be 'fixed' or 'chain', got {kind!r}")
-        self.kind, self.start, self.step = kind, start, step
-        self.anchor = nn.Parameter(torch.zeros(()))  # so that net.parameters() is not empty
-        self.register_buffer("logits", torch.as_tensor(logits if logits is not None else torch.zeros(256)).float())
-
-    def forward(self, x):
-        B, _, H, W = x.shape
-        if self.kind == "fixed":
-            return self.logits.view(1, 256, 1, 1).expand(B, 256, H, W) + 0 * self.anchor
-        values = torch.round(x[:, 0].reshape(B, H * W) * 255).long()
-        first = torch.full((B, 1), (self.start - self.step) % 256, dtype=torch.long, device=x.device)
-        target = (torch.cat([first, values[:, :-1]], dim=1) + self.step) % 256
-        return 40.0 * F.one_hot(target, 256).float().permute(0, 2, 1).reshape(B, 256, H, W) + 0 * self.anchor
+    run_visible("test_loss_fn", {"loss_fn": loss_fn})
 
 
 def check_generate(generate) -> None:
-    """Shape and values k/255; raster order with a chain net; sampling (not argmax) with a fixed net."""
-    with quiet():
-        torch.manual_seed(0)
-        logits = torch.full((256,), -30.0)
-        logits[[40, 200]] = 0.0  # two equally likely values
-        s = generate(KnownNet("fixed", logits), 4, image_size=(5, 7), device="cpu")
-        s = torch.as_tensor(s)
-        assert tuple(s.shape) == (4, 1, 5, 7), f"generate(net, 4, image_size=(5, 7)) returned {tuple(s.shape)}"
-        assert torch.is_floating_point(s), f"samples should be floats k/255, got {s.dtype}"
-        values = set(torch.round(s * 255).long().unique().tolist())
-        assert values <= {40, 200}, (f"with P(40) = P(200) = 1/2 at every pixel, the samples hold the values "
-                                     f"{sorted(values)[:8]} x 255 (return k/255, not k)")
-        assert values == {40, 200}, ("with P(40) = P(200) = 1/2 at every pixel, all 140 pixels took the same value: "
-                                     "sample from the softmax (torch.multinomial), not the argmax")
-        H, W = 4, 6
-        s = torch.as_tensor(generate(KnownNet("chain", start=10, step=37), 1, image_size=(H, W), device="cpu"))
-        expected = (10 + 37 * torch.arange(H * W)).remainder(256).reshape(H, W)
-        got = torch.round(s[0, 0] * 255).long()
-        if not torch.equal(got, expected):
-            fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
-            for ax, img, title in zip(axes, (expected, got), ("expected (raster order)", "your sample")):
-                ax.imshow(img.numpy(), cmap="viridis", vmin=0, vmax=255)
-                draw_grid_values(ax, img, color="white", fontsize=8)
-                ax.set_title(title)
-                ax.set_xlabel("column (pixels)")
-                ax.set_ylabel("row (pixels)")
-            fig.suptitle("A net where each pixel = previous pixel (raster order) + 37 mod 256, first pixel 10")
-            fig.tight_layout()
-            _show(fig)
-            raise AssertionError("the sample does not follow the chain (see the figure): sample pixel by pixel in "
-                                 "raster order, each from the net's output for the image sampled so far")
-    print("generate: the visible checks pass (shape, values k/255, random sampling, raster order).")
+    """Shape and values k/255; sampling (not argmax), each image on its own; raster order with a chain net."""
+    run_visible("test_generate", {"generate": generate})

@@ -16,20 +16,35 @@ exception type's name may). The nets given to ``generate`` stay in this process
 from __future__ import annotations
 
 import math
-import re
-import secrets
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from arflow.checks import pixelcnn as visible
+from arflow.checks import pixelcnn_probes
+from arflow.checks.pixelcnn import (
+    VISIBLE_KIND,
+    HandBuiltNet,
+    expected_field,
+    expected_mask,
+    generate_with,
+    seen_positions,
+)
+from arflow.checks.pixelcnn import f32 as _f32
+from arflow.checks.pixelcnn import probe_kernel as _probe_kernel
+from arflow.checks.pixelcnn import reported_dtype as _dtype
+from arflow.checks.pixelcnn import rng_for as _rng
+from arflow.checks.result import CheckResult, SubCheck
+
 from . import reference
 from .sandbox import BUILTIN_EXCEPTIONS, Box, BoxError, BoxStartError, StudentError
+
+__all__ = ["BPD_THRESHOLD", "CHECKS", "PLAN", "CheckResult", "HandBuiltNet", "SubCheck", "run_checks"]
 
 #: Calibrated with ``python -m autograder calibrate`` (reference + 10 %); see autograder/README.md.
 REFERENCE_BPD = 1.2328  # measured: 600 steps, seed 0, on the 500 grader-only digits (autograder/heldout)
@@ -39,49 +54,7 @@ LN2 = math.log(2.0)
 # At random initialisation a real dependence through five layers can be as small as 1e-7, while a
 # masked path contributes exact zeros (a masked weight multiplies by 0.0): any change counts.
 DEP_TOL = 1e-10
-VISIBLE_KIND = "visible tests, judged again by the grader outside your notebook"
 
-
-@dataclass
-class SubCheck:
-    name: str
-    points: float
-    passed: bool
-    message: str = ""
-
-
-@dataclass
-class CheckResult:
-    grade_id: str
-    title: str
-    subchecks: list[SubCheck] = field(default_factory=list)
-    error: str = ""  # why the whole check could not run (then every sub-check scores 0)
-    info: str = ""  # a measurement worth showing even when everything passed
-    kind: str = "hidden tests, run by the grader"
-
-    @property
-    def max_points(self) -> float:
-        return float(sum(s.points for s in self.subchecks))
-
-    @property
-    def score(self) -> float:
-        return float(sum(s.points for s in self.subchecks if s.passed))
-
-    def add(self, name: str, points: float, passed: bool, message: str = "") -> bool:
-        self.subchecks.append(SubCheck(name, points, bool(passed), message))
-        return bool(passed)
-
-    def report(self) -> str:
-        lines = [f"{self.title}: {self.score:g} / {self.max_points:g} points ({self.kind})"]
-        for s in self.subchecks:
-            mark = "PASS" if s.passed else "FAIL"
-            lines.append(f"  [{mark}] {s.name} ({s.points:g} pt)" + (f": {s.message}" if s.message and not s.passed
-                                                                      else ""))
-        if self.info:
-            lines.append(f"  {self.info}")
-        if self.error:
-            lines.append(f"  note: {self.error}")
-        return "\n".join(lines)
 
 
 #: grade id -> (title, [(sub-check name, points)]): the points of each hidden grade cell.
@@ -96,7 +69,7 @@ PLAN = {
                                    ("targets round(255 x) for every intensity, including 0 and 1", 1)]),
     "hidden_generate": ("generate", [("shape (n, 1, H, W) and values k/255 in [0, 1]", 1),
                                      ("raster order, conditioning on the pixels already sampled", 1),
-                                     ("real sampling: frequencies match the softmax", 1)]),
+                                     ("real sampling: frequencies match the softmax, each image drawn on its own", 1)]),
     "hidden_trained_model": ("trained model (pixelcnn.pth)", [
         (f"causal, and test bits/dim below {BPD_THRESHOLD:.2f}", 5)]),
 }
@@ -110,9 +83,7 @@ def max_points(grade_id: str) -> float:
 def _plan(grade_id: str) -> tuple[str, list[tuple[str, float]]]:
     if grade_id in PLAN:
         return PLAN[grade_id]
-    from .visible import VISIBLE
-
-    title, points, what = VISIBLE[grade_id]
+    title, points, what = visible.VISIBLE[grade_id]
     return title, [(what, points)]
 
 
@@ -127,20 +98,6 @@ def failed_result(grade_id: str, reason: str) -> CheckResult:
     return result
 
 
-def _rng(seed: int | None) -> np.random.Generator:
-    return np.random.default_rng(secrets.randbits(63) if seed is None else seed)
-
-
-def _f32(a) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=np.float32)
-
-
-def _dtype(reply: dict) -> str:
-    """The dtype the box reported, when it looks like a torch dtype (the child could say anything)."""
-    value = reply.get("dtype")
-    return value if isinstance(value, str) and re.fullmatch(r"torch\.\w{1,20}", value) else "an unknown dtype"
-
-
 def _number(value) -> str:
     """A reported number for a reason; anything else only by its JSON type."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -148,58 +105,12 @@ def _number(value) -> str:
     return f"a value of type {type(value).__name__}"
 
 
-@dataclass
-class HandBuiltNet:
-    """A net with known conditionals, for ``generate``; it lives in the grader's process.
-
-    ``kind="fixed"``: the same ``logits`` (256 values) at every pixel. ``kind="chain"``: every
-    pixel is (previous pixel in raster order + ``step``) mod 256 with certainty (logit 40), the
-    first one ``start``. Called with ``x`` (B, 1, h, w) floats k/255, returns float32 logits
-    (B, 256, h, w).
-    """
-
-    kind: str
-    params: dict
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        B, _, H, W = x.shape
-        if self.kind == "fixed":
-            logits = np.asarray(self.params["logits"], dtype=np.float32).reshape(1, 256, 1, 1)
-            return np.broadcast_to(logits, (B, 256, H, W))
-        with np.errstate(invalid="ignore"):  # NaN pixels become some value: a wrong sample, not a crash
-            values = np.nan_to_num(np.round(x[:, 0].reshape(B, H * W) * np.float32(255)))  # float32, as torch
-        values = values.clip(-2**40, 2**40).astype(np.int64)
-        start, step = self.params["start"], self.params["step"]
-        first = np.full((B, 1), (start - step) % 256, dtype=np.int64)
-        previous = np.concatenate([first, values[:, :-1]], axis=1)  # the pixel before, in raster order
-        target = (previous + step) % 256
-        out = np.zeros((B, 256, H * W), np.float32)
-        np.put_along_axis(out, target[:, None, :], 40.0, axis=1)
-        return out.reshape(B, 256, H, W)
-
 
 # --------------------------------------------------------------------------- MaskedConv2d
 CONV_CASES = [(1, 4, 3, True), (1, 4, 3, False), (3, 5, 5, True), (3, 5, 5, False), (2, 3, 7, True),
               (2, 3, 7, False)]
 
 
-def _probe_kernel(box: Box, cid: str, cin: int, cout: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Recover (kernel (cout, cin, k, k), bias (cout,)) of a linear same-size conv by unit impulses."""
-    r = k // 2
-    x = np.zeros((1 + cin, cin, k, k), np.float32)
-    for c in range(cin):
-        x[1 + c, c, r, r] = 1.0
-    _, out = box.call({"op": "conv_forward", "id": cid}, {"x": x})
-    y = out["y"].astype(np.float64)
-    if y.shape != (1 + cin, cout, k, k):
-        raise StudentError(f"output shape {y.shape} for an input of shape {x.shape}; "
-                           f"expected {(1 + cin, cout, k, k)} (stride 1, padding k // 2)")
-    base = y[0]
-    bias = base[:, r, r]
-    if not np.allclose(base, bias[:, None, None], atol=1e-5):
-        raise StudentError("the output for a zero input is not a constant bias per channel")
-    kernel = np.stack([(y[1 + c] - base)[:, ::-1, ::-1] for c in range(cin)], axis=1)
-    return kernel, bias
 
 
 def check_masked_conv(box: Box, seed: int | None = None) -> CheckResult:
@@ -217,9 +128,8 @@ def check_masked_conv(box: Box, seed: int | None = None) -> CheckResult:
             msg = f"{label}: {err}"
             field_msgs.append(msg), output_msgs.append(msg), train_msgs.append(msg)
             continue
-        mask = reference.causal_mask(k, blind).numpy() > 0
-        scale = max(np.abs(kernel).max(), 1e-12)
-        found = (np.abs(kernel) > 1e-6 * scale).any(axis=(0, 1))
+        mask = expected_mask(k, blind)
+        found = seen_positions(kernel)
         if not np.array_equal(found, mask):
             extra, missing = found & ~mask, mask & ~found
             field_msgs.append(f"{label}: the output depends on {int(extra.sum())} kernel position(s) that the "
@@ -336,7 +246,7 @@ def check_pixelcnn(box: Box, seed: int | None = None) -> CheckResult:
                                        "pixel or later ones")
                 # The receptive field: some stack of L >= 2 layers, first blind, the rest not.
                 found = _perturbation_field(box, nid, size, pixel, rng)
-                expected = [reference.reachable_field(k, L, size, pixel).numpy() for L in range(2, 25)]
+                expected = [expected_field(k, L, size, pixel) for L in range(2, 25)]
                 if not any(np.array_equal(found, e) for e in expected):
                     if found[pixel]:
                         why = "it includes the pixel itself (is the first layer blind?)"
@@ -413,7 +323,7 @@ def check_generate(box: Box, seed: int | None = None) -> CheckResult:
     try:
         logits = rng.normal(0, 1.5, 256)
         H, W = 5, 7
-        reply, out = box.generate(HandBuiltNet("fixed", {"logits": logits.tolist()}), 3, (H, W))
+        reply, out = generate_with(box, HandBuiltNet("fixed", {"logits": logits.tolist()}), 3, (H, W))
         s = out["samples"]
         msgs = []
         if s.shape != (3, 1, H, W):
@@ -432,7 +342,7 @@ def check_generate(box: Box, seed: int | None = None) -> CheckResult:
         msgs = []
         for H, W in ((4, 6), (6, 3)):
             start, step = int(rng.integers(0, 256)), int(rng.integers(7, 120))
-            _, out = box.generate(HandBuiltNet("chain", {"start": start, "step": step}), 2, (H, W))
+            _, out = generate_with(box, HandBuiltNet("chain", {"start": start, "step": step}), 2, (H, W))
             s = out["samples"]
             expected = _chain(start, step, H, W)
             if s.shape != (2, 1, H, W):
@@ -451,17 +361,20 @@ def check_generate(box: Box, seed: int | None = None) -> CheckResult:
     except StudentError as err:
         result.add(names[1], 1, False, str(err))
 
-    # 3. Real sampling: frequencies match the softmax, and two runs differ.
+    # 3. Real sampling: frequencies match the softmax, every image is drawn on its own, two runs differ.
     try:
         values = rng.choice(256, 4, replace=False)
         probs = np.array([0.4, 0.3, 0.2, 0.1])
         logits = np.full(256, -30.0)
         logits[values] = np.log(probs) + rng.normal(0, 0.0, 4)
         H, W, n = 8, 8, 24
-        samples = []
+        samples, repeated = [], False
         for _ in range(2):
-            _, out = box.generate(HandBuiltNet("fixed", {"logits": logits.tolist()}), n, (H, W))
-            samples.append(np.round(out["samples"].reshape(-1) * 255).astype(int))
+            _, out = generate_with(box, HandBuiltNet("fixed", {"logits": logits.tolist()}), n, (H, W))
+            drawn = np.round(out["samples"].reshape(-1) * 255).astype(int)
+            samples.append(drawn)
+            # Two of n independent 8x8 images agree everywhere with probability < n^2 0.3^64: never.
+            repeated |= drawn.size == n * H * W and len(np.unique(drawn.reshape(n, -1), axis=0)) < n
         counts = np.array([(samples[0] == v).sum() for v in values])
         total = len(samples[0])
         expected = probs * total
@@ -476,6 +389,9 @@ def check_generate(box: Box, seed: int | None = None) -> CheckResult:
                         "not the argmax or a temperature)")
         if np.array_equal(samples[0], samples[1]):
             msgs.append("two calls returned the same samples (sampling must be random)")
+        elif repeated:
+            msgs.append("images of one call repeat: every image must be drawn on its own (one value per pixel AND "
+                        "per image), not one draw copied into several images")
         result.add(names[2], 1, not msgs, "; ".join(msgs))
     except StudentError as err:
         result.add(names[2], 1, False, str(err))
@@ -572,6 +488,17 @@ def check_trained_model(box: Box, weights_loaded: bool, seed: int | None = None,
     return result
 
 
+def check_loaded_model(box: Box, seed: int | None = None, limit: int | None = None) -> CheckResult:
+    """Load the weights file into ``PixelCNN()`` through the probes, then :func:`check_trained_model`."""
+    try:
+        box.call({"op": "net_load", "id": "trained"})
+    except StudentError as err:
+        reason = ("pixelcnn.pth was not submitted" if (err.student_text or "").startswith("FileNotFoundError")
+                  else _load_reason(err))
+        return failed_result("hidden_trained_model", reason)
+    return check_trained_model(box, True, seed=seed, limit=limit)
+
+
 # --------------------------------------------------------------------------- all together
 CHECKS = {"hidden_masked_conv": check_masked_conv, "hidden_pixelcnn": check_pixelcnn,
           "hidden_loss_fn": check_loss_fn, "hidden_generate": check_generate}
@@ -579,9 +506,7 @@ CHECKS = {"hidden_masked_conv": check_masked_conv, "hidden_pixelcnn": check_pixe
 
 def all_ids() -> tuple[str, ...]:
     """Every grade cell the grader scores: the visible tests' and the hidden ones'."""
-    from .visible import VISIBLE_IDS
-
-    return (*VISIBLE_IDS, *HIDDEN_IDS)
+    return (*visible.VISIBLE, *HIDDEN_IDS)
 
 
 #: Why torch refused a weights file, by a phrase of its message: the reason then is the grader's.
@@ -621,26 +546,24 @@ def _type_name(err: BaseException) -> str:
 
 def run_checks(cells: list[dict], weights: str | Path | None, seed: int | None = None,
                limit: int | None = None, timeout: float = 120.0, total_timeout: float = 900.0,
-               visible: bool = True) -> dict[str, CheckResult]:
-    """Run every check (the visible tests' verdicts too, unless ``visible=False``) against one
+               visible_too: bool = True) -> dict[str, CheckResult]:
+    """Run every check (the visible tests' verdicts too, unless ``visible_too=False``) against one
     submission's cells and weights, in one black box. Never raises: what cannot run scores 0 with the reason.
 
     ``timeout`` bounds each probe, ``total_timeout`` the whole box (restarts included). The
     visible checks run first: their reasons may repeat the student's own messages, which at that
     point cannot carry anything a hidden probe showed the submission.
     """
-    from . import visible as visible_checks
-
-    ids = all_ids() if visible else HIDDEN_IDS
-    plan = {**(visible_checks.CHECKS if visible else {}), **CHECKS}
+    ids = all_ids() if visible_too else HIDDEN_IDS
+    plan = {**(visible.CHECKS if visible_too else {}), **CHECKS}
     results: dict[str, CheckResult] = {}
-    files, load_error = {}, ""
+    load_error, weights_file = "", None
     if weights is None or not Path(weights).is_file():
         load_error = "pixelcnn.pth was not submitted"
     elif Path(weights).stat().st_size > MAX_WEIGHTS_BYTES:
         load_error = f"pixelcnn.pth is larger than {MAX_WEIGHTS_BYTES // 2**20} MB: not loaded"
     else:
-        files["pixelcnn.pth"] = weights
+        weights_file = weights
     deadline = time.monotonic() + total_timeout
 
     running = list(cells)
@@ -651,7 +574,8 @@ def run_checks(cells: list[dict], weights: str | Path | None, seed: int | None =
         # out, so that the other cells still earn their points.
         while True:
             try:
-                return Box(running, files, timeout=timeout, total_timeout=max(deadline - time.monotonic(), 1.0))
+                return Box(running, pixelcnn_probes, weights_file, timeout=timeout,
+                           total_timeout=max(deadline - time.monotonic(), 1.0))
             except BoxStartError as err:
                 names = [c["name"] for c in running]
                 if err.cell not in names or err.cell in ("prelude", "setup") or time.monotonic() > deadline:
@@ -687,7 +611,7 @@ def run_checks(cells: list[dict], weights: str | Path | None, seed: int | None =
         if box is not None:
             if not load_error:
                 try:
-                    box.call({"op": "net_load", "id": "trained", "path": "pixelcnn.pth"})
+                    box.call({"op": "net_load", "id": "trained"})
                 except StudentError as err:
                     load_error = _load_reason(err)
             try:
@@ -712,4 +636,4 @@ def run_checks(cells: list[dict], weights: str | Path | None, seed: int | None =
 def run_hidden_checks(cells: list[dict], weights: str | Path | None, seed: int | None = None,
                       limit: int | None = None, timeout: float = 120.0) -> dict[str, CheckResult]:
     """The hidden checks only (see :func:`run_checks`)."""
-    return run_checks(cells, weights, seed=seed, limit=limit, timeout=timeout, visible=False)
+    return run_checks(cells, weights, seed=seed, limit=limit, timeout=timeout, visible_too=False)

@@ -6,8 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from .assignment import REPO
 from .grade import grade, print_table
-from .release import REPO, generate
+from .release import generate
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 
@@ -17,7 +18,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="where to grade (default: graded/ in the repo)")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
-    target = generate(REPO / "assignments" / "10_ar")
+    target = generate("10_ar", REPO / "assignments" / "10_ar")
     print(f"1. release regenerated: {target.relative_to(REPO)}")
     out = Path(args.out) if args.out else REPO / "graded"
     print(f"2. grading the sample submissions in {SAMPLES.relative_to(REPO)} into {out} ...")

@@ -113,7 +113,8 @@ def write_grades_csv(path: Path, header: list[str], rows: list[dict]) -> None:
 def grader_files() -> list[Path]:
     """What the grader's verdicts depend on (a change regrades everyone)."""
     here = Path(__file__).parent
-    return [SOURCE, *sorted(here.glob("*.py")), *sorted((here / "heldout").glob("*"))]
+    return [SOURCE, *sorted(here.glob("*.py")), *sorted(here.glob("assignments/**/*.py")),
+            *sorted((REPO / "arflow" / "checks").glob("*.py")), *sorted((here / "heldout").glob("*"))]
 
 
 def _read_state(path: Path, expected: str) -> dict | None:
@@ -515,11 +516,14 @@ def main(argv=None) -> int:
                         help="celery: times a failed or lost task is sent again before it is flagged (default 2)")
     parser.add_argument("--transfer", choices=("queue", "shared"), default="queue",
                         help="celery: submissions travel in the tasks (default), or OUT is a shared folder")
+    parser.add_argument("--run-notebooks", action="store_true",
+                        help="run each notebook again (jailed) for the feedback's outputs; default: the feedback shows "
+                             "the notebook as submitted (the verdicts never depend on it)")
     args = parser.parse_args(argv)
     try:
         summary = grade(args.submitted, args.out, jobs=args.jobs, db_url=args.db, seed=args.seed, limit=args.limit,
                         progress=True, executor=args.executor, broker=args.broker, retries=args.retries,
-                        transfer=args.transfer)
+                        transfer=args.transfer, limits=GradingLimits(run_notebook=args.run_notebooks))
     except (ConnectionError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

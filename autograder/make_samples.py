@@ -20,8 +20,10 @@ from pathlib import Path
 import nbformat
 import torch
 
+from .assignment import load as _load_assignment
 from .extract import SOLUTIONS, SOURCE, grade_id
-from .release import RELEASE
+
+RELEASE = _load_assignment("10_ar").release
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 
@@ -35,11 +37,14 @@ MISTAKES = {
     "generate_argmax": {"generate": [("torch.multinomial(probs, 1)[:, 0]", "probs.argmax(dim=1)")]},
     "generate_columns": {"generate": [("for i in range(H):\n            for j in range(W):",
                                        "for j in range(W):\n            for i in range(H):")]},
+    # one draw per pixel, copied into every image of the batch
+    "generate_shared": {"generate": [("torch.multinomial(probs, 1)[:, 0].float() / 255",
+                                      "torch.multinomial(probs[:1], 1)[0, 0].float().expand(n_samples) / 255")]},
 }
 EXPECTED = {
     # visible: masked_conv 2, pixelcnn 2, loss 1, generate 2; hidden: 3, 3, 2, 3, trained 5.
     "reference": 23, "blank": 0, "partial": 10, "mask_centre": 11, "mask_once": 20, "loss_truncated": 16,
-    "generate_argmax": 15, "generate_columns": 15,
+    "generate_argmax": 15, "generate_columns": 15, "generate_shared": 15,
 }
 
 

@@ -10,7 +10,6 @@ Shapes: images x (B, 1, H, W) float k/255 in [0, 1]; logits (B, 256, H, W).
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -78,50 +77,6 @@ def generate(net, n_samples, image_size=(28, 28), device="cpu"):
                 probs = F.softmax(net(x)[:, :, i, j], dim=1)
                 x[:, 0, i, j] = torch.multinomial(probs, 1)[:, 0].float() / 255
     return x
-
-
-# --------------------------------------------------------------------------- analytic helpers
-def reachable_field(kernel_size: int, n_layers: int, image_size: tuple[int, int],
-                    pixel: tuple[int, int]) -> torch.Tensor:
-    """(H, W) bool: the pixels that output ``pixel`` can depend on through the reference stack.
-
-    The same few dozen fields are asked for by every submission's checks: computed once per
-    process (a grading worker serves many submissions) and copied out."""
-    return _reachable_field(int(kernel_size), int(n_layers), tuple(image_size), tuple(pixel)).clone()
-
-
-@functools.lru_cache(maxsize=4096)
-def _reachable_field(kernel_size: int, n_layers: int, image_size: tuple[int, int],
-                     pixel: tuple[int, int]) -> torch.Tensor:
-    H, W = image_size
-    depth = max(n_layers, 24)
-    pad = depth * (kernel_size // 2)
-    walked = _walks(kernel_size, image_size, pixel, depth)[n_layers - 1]  # through the n_layers - 1 later layers
-    field = _step(walked, kernel_size, blind_center=True)  # and through the first, blind one
-    return field[pad:pad + H, pad:pad + W] > 0
-
-
-def _step(field: torch.Tensor, kernel_size: int, blind_center: bool) -> torch.Tensor:
-    """Walk a field back through one masked layer: a pixel reads through the flipped mask, so
-    correlate with the mask. ``field``: (H', W') float of 0/1."""
-    weight = causal_mask(kernel_size, blind_center=blind_center).flip(0).flip(1)[None, None]
-    return (F.conv2d(field[None, None], weight, padding=kernel_size // 2)[0, 0] > 0).float()
-
-
-@functools.lru_cache(maxsize=256)
-def _walks(kernel_size: int, image_size: tuple[int, int], pixel: tuple[int, int],
-           depth: int) -> tuple[torch.Tensor, ...]:
-    """The fields of ``pixel`` walked back through m = 0 .. depth - 1 non-blind layers, each (H + 2 pad,
-    W + 2 pad) with pad = depth * (kernel_size // 2): each layer walks back at most kernel_size // 2
-    pixels, and a path that leaves the image reaches nothing inside that a direct path does not."""
-    H, W = image_size
-    pad = depth * (kernel_size // 2)
-    field = torch.zeros(H + 2 * pad, W + 2 * pad)
-    field[pad + pixel[0], pad + pixel[1]] = 1
-    walks = [field]
-    for _ in range(depth - 1):
-        walks.append(_step(walks[-1], kernel_size, blind_center=False))
-    return tuple(walks)
 
 
 def bits_per_dim(nll_nats_per_pixel: float) -> float:

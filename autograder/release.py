@@ -1,13 +1,15 @@
-"""Regenerate the student release ``assignments/10_ar`` from ``solutions/10_ar`` with nbgrader.
+"""Regenerate the student releases ``assignments/<name>`` from ``solutions/<name>`` with nbgrader.
 
-``python -m autograder release`` (``make release``). nbgrader's own GenerateAssignment app does
-the work (solutions replaced by ``raise NotImplementedError()`` stubs, grade cells locked and
-checksummed), in a temporary course directory with a throw-away gradebook; only the notebook is
-copied into ``assignments/10_ar/``. A test regenerates it and compares (:func:`normalized`).
+``python -m autograder release [--assignment NAME ...]`` (``make release``; every assignment by
+default). nbgrader's own GenerateAssignment app does the work (solutions replaced by stubs,
+hidden tests removed, grade cells locked and checksummed), in a temporary course directory with
+a throw-away gradebook; only the notebook is copied into ``assignments/<name>/``. A test
+regenerates each release and compares (:func:`normalized`).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -17,37 +19,35 @@ from pathlib import Path
 
 import nbformat
 
-from .extract import SOURCE
-
-REPO = Path(__file__).resolve().parent.parent
-RELEASE = REPO / "assignments" / "10_ar" / "pixelcnn.ipynb"
+from .assignment import REPO, load, names
 
 
-def generate(dest_dir: str | Path) -> Path:
-    """Generate the release notebook into ``dest_dir``; returns its path."""
+def generate(name: str, dest_dir: str | Path) -> Path:
+    """Generate the release notebook of assignment ``name`` into ``dest_dir``; returns its path."""
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config import Config
 
+    assignment = load(name)
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     dest_dir = Path(dest_dir)
     with tempfile.TemporaryDirectory(prefix="arflow-release-") as tmp:
         root = Path(tmp)
-        (root / "source" / "10_ar").mkdir(parents=True)
-        shutil.copy(SOURCE, root / "source" / "10_ar" / "pixelcnn.ipynb")
+        (root / "source" / name).mkdir(parents=True)
+        shutil.copy(assignment.source, root / "source" / name / assignment.source.name)
         config = Config()
         config.CourseDirectory.root = str(root)
         config.CourseDirectory.source_directory = "source"
         config.CourseDirectory.release_directory = "release"
         config.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
         api = NbGraderAPI(CourseDirectory(config=config), config=config)
-        result = api.generate_assignment("10_ar", force=True, create=True)
+        result = api.generate_assignment(name, force=True, create=True)
         if not result["success"]:
             raise RuntimeError("nbgrader generate_assignment failed:\n"
                                + result.get("error", "") + result.get("log", ""))
         dest_dir.mkdir(parents=True, exist_ok=True)
-        target = dest_dir / "pixelcnn.ipynb"
-        shutil.copy(root / "release" / "10_ar" / "pixelcnn.ipynb", target)
+        target = dest_dir / assignment.source.name
+        shutil.copy(root / "release" / name / assignment.source.name, target)
     return target
 
 
@@ -64,6 +64,11 @@ def normalized(path: str | Path) -> str:
 
 
 def main(argv=None) -> int:
-    target = generate(RELEASE.parent)
-    print(f"release written: {target.relative_to(REPO)}")
+    parser = argparse.ArgumentParser(prog="python -m autograder release", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--assignment", action="append", choices=names(),
+                        help="the assignment to release (repeatable; default: every one)")
+    args = parser.parse_args(argv)
+    for name in args.assignment or names():
+        target = generate(name, load(name).release.parent)
+        print(f"release written: {target.relative_to(REPO)}")
     return 0

@@ -8,7 +8,7 @@ payloads loaded with ``allow_pickle=False``; never pickle) with a time limit on 
 answer. Anything that goes wrong (a crash, a timeout, garbage on the channel) raises
 :class:`BoxError`; the checks turn that into zero points with the reason.
 
-Every reply is capped at what its probe needs (:func:`reply_cap`, computed from the request's
+Every reply is capped at what its probe needs (the probes' ``reply_cap``, computed from the request's
 arrays), refused as soon as a larger length is announced, and read into one preallocated buffer,
 so a submission cannot make the grader hold more than a probe's answer. The reasons this module
 writes into :class:`BoxError` and :class:`StudentError` are the grader's own sentences; what the
@@ -18,7 +18,6 @@ student's code said (its exception message, its printed output) is kept apart, o
 
 from __future__ import annotations
 
-import builtins
 import io
 import itertools
 import json
@@ -31,24 +30,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
+from arflow.checks import protocol
+from arflow.checks.box import BUILTIN_EXCEPTIONS, StudentError, student_error
+
 from .jail import Jail, Limits
 
+__all__ = ["BUILTIN_EXCEPTIONS", "Box", "BoxError", "BoxStartError", "StudentError", "next_slot"]
+
 CHILD = Path(__file__).with_name("sandbox_child.py")
-#: Room for the ``.npz`` framing of a reply's arrays, and the whole payload of a reply without arrays.
-SMALL_REPLY_BYTES = 64 * 1024
 MAX_HEADER_BYTES = 1 << 20
 READ_CHUNK = 1 << 22
-#: Python's own exception classes: the only type names a hidden check's reason may repeat.
-BUILTIN_EXCEPTIONS = frozenset(name for name, obj in vars(builtins).items()
-                               if isinstance(obj, type) and issubclass(obj, BaseException))
-#: The contract's names, and the one each probe (op) exercises.
-CONTRACT_NAMES = ("MaskedConv2d", "PixelCNN", "loss_fn", "generate")
-OP_FUNCTION = {"conv_build": "MaskedConv2d", "conv_forward": "MaskedConv2d", "conv_train": "MaskedConv2d",
-               "net_build": "PixelCNN", "net_forward": "PixelCNN", "net_grad": "PixelCNN", "net_load": "PixelCNN",
-               "loss": "loss_fn", "generate": "generate"}
 _SLOTS = itertools.count()  # a uid of its own for every jail that may run at the same time
 
 
@@ -59,24 +54,6 @@ def next_slot(offset: int = 0) -> int:
     return (offset + base + next(_SLOTS) % 100) % 4000
 
 
-def reply_cap(header: dict, arrays: dict[str, np.ndarray] | None) -> int:
-    """The largest payload (bytes) a reply to this request may announce: what the probe needs.
-
-    A forward pass answers at most 256 float32 channels per input value (the logits of a
-    ``(B, 1, H, W)`` input are ``(B, 256, H, W)``), a gradient the input's size, ``generate`` its
-    samples (float64; four times over, so that a wrong shape is still reported as such); every
-    other probe answers no arrays.
-    """
-    op, arrays = header.get("op"), arrays or {}
-    x = arrays.get("x")
-    if op in ("conv_forward", "net_forward") and x is not None:
-        return 4 * 256 * x.size + SMALL_REPLY_BYTES
-    if op == "net_grad" and x is not None:
-        return 4 * x.size + SMALL_REPLY_BYTES
-    if op == "generate":
-        H, W = header["image_size"]
-        return 4 * 8 * max(int(header["n_samples"]), 1) * H * W + SMALL_REPLY_BYTES
-    return SMALL_REPLY_BYTES
 
 
 class _BufferReader(io.RawIOBase):
@@ -135,54 +112,18 @@ class BoxError(RuntimeError):
         self.log = log
 
 
-class _ProbeSession:
-    """One ``generate`` probe: answers the child's forward calls with the logits of a net held here.
-
-    ``net`` maps a float32 array ``(B, 1, h, w)`` to logits ``(B, 256, h, w)``; it never leaves
-    the grader's process, so the submission learns its conditionals only by calling it. The calls
-    are bounded in number (four per pixel and sample: a ``generate`` may sample its images one at
-    a time) and in size (inputs of at most ``max(8 n, 64) H W`` values); past a bound the call is
-    refused with a reason, and the probe fails with it whatever the submission does next.
-    """
-
-    def __init__(self, net, n_samples: int, image_size: tuple[int, int]):
-        H, W = image_size
-        self.net, self.refused, self.calls = net, "", 0
-        self.max_calls = 4 * max(n_samples, 1) * H * W + 16
-        self.max_values = max(8 * n_samples, 64) * H * W
-
-    @property
-    def input_cap(self) -> int:
-        """The largest payload a forward call may announce (its float32 input, npz framing)."""
-        return 4 * self.max_values + SMALL_REPLY_BYTES
-
-    def _refuse(self, reason: str) -> tuple[dict, None]:
-        self.refused = self.refused or reason
-        return {"ok": False, "error": reason}, None
-
-    def answer(self, header: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, dict | None]:
-        """The reply to one forward call: the logits, or a refusal with the grader's reason."""
-        self.calls += 1
-        if self.calls > self.max_calls:
-            return self._refuse(f"generate called the net more than {self.max_calls} times in one call of generate "
-                                "(one call per pixel, or per pixel and sample, is enough)")
-        x = arrays.get("x")
-        if x is None or x.ndim != 4 or x.shape[1] != 1 or x.size == 0 or x.dtype.kind != "f":
-            shape = "no array" if x is None else f"a {x.dtype.name} array of shape {tuple(x.shape)}"
-            return self._refuse(f"the net was called with {shape}; it takes floats of shape (B, 1, H, W)")
-        if x.size > self.max_values:
-            return self._refuse(f"the net was called with an input of {x.size} values, more than the "
-                                f"{self.max_values} this probe allows")
-        return {"ok": True}, {"logits": np.ascontiguousarray(self.net(x.astype(np.float32)), dtype=np.float32)}
-
-
 class Box:
     """A running student process. Use as a context manager; ``request`` sends one probe."""
 
-    def __init__(self, cells: list[dict], files: dict[str, str | os.PathLike] | None = None,
+    def __init__(self, cells: list[dict], probes: ModuleType, weights: str | os.PathLike | None = None,
                  timeout: float = 120.0, total_timeout: float = 900.0, python: str | None = None):
+        """``probes``: the assignment's probes module (copied alone into the jail); ``weights``: the
+        submission's weights file, given to the probes under its own name."""
         self.timeout, self.deadline = timeout, time.monotonic() + total_timeout
-        files = {"sandbox_child.py": CHILD, "cells.json": json.dumps({"cells": cells}).encode(), **(files or {})}
+        self.probes = probes
+        spec = {"cells": cells, "weights": Path(weights).name if weights else None}
+        files = {"sandbox_child.py": CHILD, "protocol.py": Path(protocol.__file__), "probes.py": Path(probes.__file__),
+                 "cells.json": json.dumps(spec).encode(), **({Path(weights).name: weights} if weights else {})}
         env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
                "ARFLOW_DEVICE": "cpu", "MPLBACKEND": "Agg", "NBGRADER_EXECUTION": "autograde",
                "PYTHONDONTWRITEBYTECODE": "1"}
@@ -307,7 +248,7 @@ class Box:
             raise BoxError("the process running the submission has exited", self.stderr_tail())
         self._send(header, arrays)
         deadline = min(time.monotonic() + (timeout or self.timeout), self.deadline)
-        cap = reply_cap(header, arrays)
+        cap = self.probes.reply_cap(header, arrays)
         while True:
             reply, out = self._receive(deadline, cap, callback_cap if on_callback else None)
             if "callback" not in reply:
@@ -318,26 +259,7 @@ class Box:
         """Like ``request`` but raises :class:`StudentError` when the student's code raised."""
         reply, out = self.request(header, arrays, timeout)
         if not reply.get("ok"):
-            raise student_error(header.get("op"), reply)
-        return reply, out
-
-    def generate(self, net, n_samples: int, image_size: tuple[int, int],
-                 timeout: float | None = None) -> tuple[dict, dict[str, np.ndarray]]:
-        """The submission's ``generate(net, n_samples, image_size)`` on a net that stays here.
-
-        The child hands its ``generate`` a thin module whose forward sends ``x`` back to this
-        process and returns the logits ``net(x)`` computed here: the child never holds the net's
-        kind or parameters. Raises :class:`StudentError` (a bound exceeded, or generate raised).
-        """
-        H, W = (int(v) for v in image_size)
-        session = _ProbeSession(net, int(n_samples), (H, W))
-        header = {"op": "generate", "n_samples": int(n_samples), "image_size": [H, W]}
-        reply, out = self.request(header, timeout=timeout, on_callback=session.answer,
-                                  callback_cap=session.input_cap)
-        if session.refused:
-            raise StudentError(session.refused)
-        if not reply.get("ok"):
-            raise student_error("generate", reply)
+            raise student_error(self.probes, header.get("op"), reply)
         return reply, out
 
     # ------------------------------------------------------------------ lifetime
@@ -370,38 +292,3 @@ class BoxStartError(BoxError):
     def __init__(self, message: str, cell: str | None, log: str = ""):
         super().__init__(message, log)
         self.cell = cell
-
-
-class StudentError(RuntimeError):
-    """The student's code raised an exception while answering a probe, or answered wrongly.
-
-    ``str()`` is the grader's own sentence (safe for the hidden checks' reports);
-    ``student_text`` is what the student's code said (its exception and message), which only
-    the visible checks, whose probes are public, may show.
-    """
-
-    def __init__(self, reason: str, student_text: str | None = None):
-        super().__init__(reason)
-        self.student_text = student_text
-
-    def visible_text(self) -> str:
-        """What the visible checks show: the student's own message where there is one."""
-        return self.student_text or str(self)
-
-
-def student_error(op: str | None, reply: dict) -> StudentError:
-    """A :class:`StudentError` for a failed reply: a reason written here, the student's text apart.
-
-    The reason names the function the probe exercised and, only when it is one of Python's
-    own exception classes, the type the child reports; a name the contract defines may be
-    reported missing. Nothing else the child sent reaches the reason.
-    """
-    function = OP_FUNCTION.get(op or "", "the submission's code")
-    kind, missing = reply.get("error_type"), reply.get("missing")
-    if missing in CONTRACT_NAMES:
-        reason = f"{missing} is not defined (the cell that defines it is missing or raised an exception)"
-    else:
-        shown = f"{kind}: " if isinstance(kind, str) and kind in BUILTIN_EXCEPTIONS else ""
-        reason = (f"{function} raised an exception while answering a hidden probe ({shown}its message is not "
-                  "shown for hidden tests)")
-    return StudentError(reason, str(reply.get("error", "unknown error"))[:500])

@@ -64,6 +64,10 @@ class GradingLimits:
     submission_processes: int = 128  # processes of one submission, together (cgroup)
     submission_cpus: float | None = None  # a hard CPU cap per submission, in cores (None: equal shares)
     bpd_limit: int | None = None  # grader-only digits for bits/dim (None: all 500)
+    # Run the notebook again in a jailed kernel for the feedback (the verdicts never come from it). Off:
+    # the feedback shows the notebook as submitted, with the grader's verdicts; the solution cells then
+    # run once per submission, in the black box, which halves the CPU a submission costs.
+    run_notebook: bool = False
 
 
 # --------------------------------------------------------------------------- intake
@@ -105,7 +109,7 @@ def notebook_problems(path: Path, source: Path) -> tuple[bool, list[str]]:
         mine = found[0]
         if mine.cell_type != cell.cell_type:
             changes.setdefault("changed in type", []).append(gid)
-        elif mine.source.strip() != cell.source.strip():
+        elif without_hidden_tests(mine.source) != without_hidden_tests(cell.source):
             changes.setdefault("edited", []).append(gid)
         if ((mine.get("metadata") or {}).get("nbgrader") or {}).get("points") != meta.get("points"):
             changes.setdefault("points changed", []).append(gid)
@@ -118,6 +122,15 @@ def notebook_problems(path: Path, source: Path) -> tuple[bool, list[str]]:
     what = "; ".join(f"{kind}: {', '.join(ids[:6])}" for kind, ids in changes.items())
     return True, [f"grade cells were changed in the notebook ({what}); the grader restores them and decides every "
                   "score itself, so they count for nothing"]
+
+
+HIDDEN_TESTS = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?", re.M | re.S)
+
+
+def without_hidden_tests(source: str) -> str:
+    """A cell's source without its hidden-test block (the release has none; the source, and a notebook
+    nbgrader restored, have it): what a student's copy of a grade cell is compared by."""
+    return HIDDEN_TESTS.sub("", source).strip()
 
 
 # --------------------------------------------------------------------------- nbgrader
@@ -154,6 +167,12 @@ def nbgrader_api(root: Path, db_url: str, limits: GradingLimits = GradingLimits(
     config.HTMLExporter.sanitize_html = True
     config.Autograde.autograde_preprocessors = [LimitedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
                                                 SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+    if not limits.run_notebook:  # keep the submitted outputs, run nothing: the feedback shows the notebook as sent
+        from nbgrader.preprocessors import DeduplicateIds, OverwriteCells, OverwriteKernelspec
+
+        config.Autograde.sanitize_preprocessors = [DeduplicateIds, OverwriteKernelspec, OverwriteCells,
+                                                   CheckCellMetadata]
+        config.Autograde.autograde_preprocessors = config.Autograde.autograde_preprocessors[1:]
     if jail.jail_available():  # the student's notebook runs in the jail too, not with the grader's rights
         from .jailed_kernel import JailedKernelManager
 
@@ -224,11 +243,19 @@ def disarm(nb) -> int:
     return found
 
 
-def annotate(autograded_nb: Path, reports: dict[str, str]) -> int:
-    """Show each grade cell's verdict under it: replaces a hidden placeholder's output, follows a visible
-    test's; active content disarmed (:func:`disarm`). Returns how many elements were disarmed."""
+AS_SUBMITTED = ("**[grader]** This page shows your notebook as you submitted it, with its own outputs; the "
+                "grader did not run it again. Every score is the grader's: it ran your solution cells in a "
+                "separate process and wrote its verdict under each grade cell.")
+
+
+def annotate(autograded_nb: Path, reports: dict[str, str], as_submitted: bool = False) -> int:
+    """Show each grade cell's verdict under it: replaces a hidden test cell's output, follows a visible
+    test's; active content disarmed (:func:`disarm`). ``as_submitted``: the outputs are the student's
+    own (the notebook was not run again), said at the top. Returns how many elements were disarmed."""
     nb = nbformat.read(str(autograded_nb), as_version=4)
     disarmed = disarm(nb)
+    if as_submitted:
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(AS_SUBMITTED))
     for cell in nb.cells:
         gid = grade_id(cell)
         if cell.cell_type == "code" and gid in reports:
@@ -375,7 +402,7 @@ def _grade_one(spec: dict, limits: GradingLimits, student: str, root: Path) -> d
     feedback = root / "feedback" / student / ASSIGNMENT / f"{NOTEBOOK}.html"
     total, max_total = sum(scores.values()), sum(r.max_points for r in results.values())
     if nbgrader_ok and write_scores(db_url, student, scores):
-        if disarmed := annotate(autograded, reports):
+        if disarmed := annotate(autograded, reports, as_submitted=not limits.run_notebook):
             notes.append(f"{disarmed} active element(s) of the notebook (scripts, JavaScript outputs, event "
                          "handlers, script links) were removed from this page for safety")
         res = api.generate_feedback(ASSIGNMENT, student, force=True)

@@ -47,9 +47,11 @@ from pathlib import Path
 import nbformat
 import torch
 
+from autograder.assignment import load as _load_assignment
 from autograder.extract import SOLUTIONS, grade_id
 from autograder.make_samples import MISTAKES, solution_sources
-from autograder.release import RELEASE
+
+RELEASE = _load_assignment("10_ar").release
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "autograder" / "samples"

@@ -13,8 +13,11 @@ import pytest
 import torch
 
 from autograder import checks, reference
+from autograder.assignment import load as _load_assignment
 from autograder.extract import SOLUTIONS, extract_cells
-from autograder.release import RELEASE, generate, normalized
+from autograder.release import generate, normalized
+
+RELEASE = _load_assignment("10_ar").release
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "solutions" / "10_ar" / "pixelcnn.ipynb"
@@ -61,7 +64,7 @@ def test_each_part_has_a_solution_cell_then_a_visible_and_a_hidden_grade_cell(so
 
 
 def test_the_release_is_current(tmp_path):
-    generated = generate(tmp_path)
+    generated = generate("10_ar", tmp_path)
     assert normalized(generated) == normalized(RELEASE), "run `make release` (python -m autograder release)"
 
 
@@ -145,7 +148,7 @@ def test_visible_checks_pass_on_the_reference_and_fail_on_mistakes():
     ac.check_generate(reference.generate)
     with pytest.raises(AssertionError, match="bits"):
         ac.check_loss_fn(lambda logits, x: reference.loss_fn(logits, x) / np.log(2))
-    with pytest.raises(AssertionError, match="truncate"):
+    with pytest.raises(AssertionError, match="truncat"):
         ac.check_loss_fn(lambda logits, x: torch.nn.functional.cross_entropy(logits, (x[:, 0] * 255).long()))
 
     def argmax_generate(net, n, image_size=(28, 28), device="cpu"):
@@ -198,16 +201,24 @@ def test_visible_checks_move_warnings_and_stderr_to_stdout(capsys):
     assert "a harmless warning" in captured.out and "progress..." in captured.out
 
 
-def test_hidden_placeholders_score_nothing_under_plain_nbgrader_autograde(source, monkeypatch):
-    """Plain `nbgrader autograde` cannot run the hidden checks: their placeholder cells must fail there
-    (0 points) instead of passing by doing nothing, and pass silently anywhere else."""
-    cells = [c for c in source.cells if nbgrader_meta(c).get("grade_id", "").startswith("hidden_")]
-    assert len(cells) == len(checks.HIDDEN_IDS)
-    for cell in cells:
-        monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
-        exec(cell.source, {})  # at home: nothing happens
-        monkeypatch.setenv("NBGRADER_EXECUTION", "validate")
-        exec(cell.source, {})  # nbgrader validate: nothing happens
-        monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
-        with pytest.raises(AssertionError, match="scored by the course's grader"):
-            exec(cell.source, {})
+def test_hidden_test_cells_run_the_graders_checks_and_are_not_released(source, release):
+    """Each hidden grade cell of the source holds a real nbgrader hidden test (stripped from the
+    release, restored by nbgrader autograde) that runs the grader's check of that cell; the release's
+    copy holds only the comment saying what is checked."""
+    from autograder.hidden import run_hidden
+
+    cells = {nbgrader_meta(c)["grade_id"]: c for c in source.cells
+             if nbgrader_meta(c).get("grade_id", "").startswith("hidden_")}
+    assert set(cells) == set(checks.HIDDEN_IDS)
+    released = {nbgrader_meta(c)["grade_id"]: c.source for c in release.cells
+                if nbgrader_meta(c).get("grade_id", "").startswith("hidden_")}
+    for gid, cell in cells.items():
+        assert "### BEGIN HIDDEN TESTS" in cell.source and f'run_hidden("10_ar", "{gid}", globals())' in cell.source
+        assert "run_hidden" not in released[gid] and "autograder" not in released[gid]
+    # Run against the reference: full points, as nbgrader's partial credit (the cell's last value).
+    namespace = {"__name__": "__main__"}
+    exec(compile(Path(reference.__file__).read_text(), "reference", "exec"), namespace)
+    assert run_hidden("10_ar", "hidden_loss_fn", namespace, seed=1) == checks.max_points("hidden_loss_fn")
+    namespace["loss_fn"] = lambda logits, x: reference.loss_fn(logits, x) + 1.0
+    with pytest.raises(AssertionError, match="0 / 2 points"):
+        run_hidden("10_ar", "hidden_loss_fn", namespace, seed=1)

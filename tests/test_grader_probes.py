@@ -26,8 +26,21 @@ import torch
 import torch.nn.functional as F
 from test_grader_checks import REF_SOURCE, cells  # tests/ is on the path (conftest)
 
-from autograder import checks, sandbox
-from autograder.sandbox import Box, BoxError, StudentError, _ProbeSession, reply_cap, student_error
+from arflow.checks import pixelcnn_probes
+from arflow.checks.box import student_error as _student_error
+from arflow.checks.pixelcnn import ProbeSession, generate_with, visible_generate
+from autograder import checks
+from autograder.sandbox import Box, BoxError, StudentError
+
+reply_cap = pixelcnn_probes.reply_cap
+
+
+def student_error(op, reply):
+    return _student_error(pixelcnn_probes, op, reply)
+
+
+def PixelBox(cell_list, **kwargs):  # noqa: N802 - a box of the PixelCNN assignment's probes
+    return Box(cell_list, pixelcnn_probes, **kwargs)
 
 MARKER = "arflowprobeleak" + "4b1d"
 
@@ -56,7 +69,7 @@ def test_the_grader_side_nets_give_the_logits_the_child_used_to_compute():
 
 def test_a_probe_session_bounds_the_calls_and_the_inputs():
     net = checks.HandBuiltNet("chain", {"start": 0, "step": 1})
-    session = _ProbeSession(net, n_samples=2, image_size=(4, 6))
+    session = ProbeSession(net, n_samples=2, image_size=(4, 6))
     x = np.zeros((2, 1, 4, 6), np.float32)
     header, arrays = session.answer({"callback": "forward"}, {"x": x})
     assert header["ok"] and arrays["logits"].shape == (2, 256, 4, 6)
@@ -84,7 +97,7 @@ def test_failed_replies_give_the_graders_words_and_keep_the_students_apart():
 
 def test_reply_caps_follow_the_probe():
     x = np.zeros((100, 1, 28, 28), np.float32)
-    small = sandbox.SMALL_REPLY_BYTES
+    small = pixelcnn_probes.SMALL_REPLY_BYTES
     assert reply_cap({"op": "net_forward"}, {"x": x}) == 100 * 256 * 28 * 28 * 4 + small
     assert reply_cap({"op": "net_grad"}, {"x": x}) == x.nbytes + small
     assert reply_cap({"op": "generate", "n_samples": 3, "image_size": [5, 7]}, None) == 4 * 8 * 3 * 35 + small
@@ -107,7 +120,7 @@ class _FakeProcess:
 
 def _fake_box(read_fd: int) -> Box:
     box = Box.__new__(Box)  # no jail, no child: only the channel's parent side
-    box.process, box.timeout = _FakeProcess(read_fd), 10.0
+    box.process, box.timeout, box.probes = _FakeProcess(read_fd), 10.0, pixelcnn_probes
     box.deadline = time.monotonic() + 60
     box.stderr_path, box._stderr = Path(os.devnull), open(os.devnull, "wb")
     return box
@@ -211,10 +224,8 @@ SEEN = []
 @pytest.mark.slow
 def test_a_generate_that_reads_the_probe_net_learns_nothing():
     source = REF_SOURCE + CHEAT_GENERATE
-    with Box(cells(source)) as box:
+    with PixelBox(cells(source)) as box:
         hidden = checks.check_generate(box, seed=4)
-        from autograder.visible import visible_generate
-
         shown = visible_generate(box, seed=4)
     assert [s.passed for s in hidden.subchecks] == [True, False, True], hidden.report()
     assert "raster order" in hidden.subchecks[1].message
@@ -235,15 +246,15 @@ def generate(net, n_samples, image_size=(28, 28), device="cpu"):
 
 @pytest.mark.slow
 def test_a_generate_that_calls_the_net_without_end_is_stopped_with_the_graders_reason():
-    with Box(cells(REF_SOURCE + ENDLESS_CALLS), timeout=5) as box:
+    with PixelBox(cells(REF_SOURCE + ENDLESS_CALLS), timeout=5) as box:
         began = time.monotonic()
         with pytest.raises(BoxError, match="time limit"):
-            box.generate(checks.HandBuiltNet("chain", {"start": 3, "step": 9}), 2, (4, 6))
+            generate_with(box, checks.HandBuiltNet("chain", {"start": 3, "step": 9}), 2, (4, 6))
         assert time.monotonic() - began < 15
-    with Box(cells(REF_SOURCE + ENDLESS_CALLS.replace("while True", "for _ in range(200)")
+    with PixelBox(cells(REF_SOURCE + ENDLESS_CALLS.replace("while True", "for _ in range(200)")
                    + "    return x\n")) as box:
         with pytest.raises(StudentError, match=r"called the net more than 24 times"):
-            box.generate(checks.HandBuiltNet("chain", {"start": 3, "step": 9}), 1, (1, 2))
+            generate_with(box, checks.HandBuiltNet("chain", {"start": 3, "step": 9}), 1, (1, 2))
         box.call({"op": "seed", "seed": 1})  # the box stays usable after a refused probe
 
 

@@ -1,0 +1,12 @@
+"""Assignment 10_ar: what the engine needs to know (see :mod:`autograder.assignment`)."""
+
+from arflow.checks.pixelcnn import VISIBLE
+from autograder.checks import PLAN
+
+ASSIGNMENT = "10_ar"
+NOTEBOOK = "pixelcnn"
+WEIGHTS = "pixelcnn.pth"
+PROBES = "arflow/checks/pixelcnn_probes.py"
+SOLUTION_IDS = ("masked_conv", "pixelcnn", "loss_fn", "generate")
+
+__all__ = ["ASSIGNMENT", "NOTEBOOK", "PLAN", "PROBES", "SOLUTION_IDS", "VISIBLE", "WEIGHTS"]

@@ -31,7 +31,7 @@ PYTEST := ARFLOW_FAST=1 OMP_NUM_THREADS=1 $(PY) -m pytest -q -ra -n 2 --dist loa
 # The lectures run with their write-and-check exercises filled in from exercises/solutions/ (copies in
 # build/lectures/), each check required to pass (ARFLOW_EXERCISES_STRICT=1); tests/test_exercises.py runs
 # the shipped stubs, which differ only in those cells.
-NOTEBOOKS := build/lectures solutions/10_ar/pixelcnn.ipynb
+NOTEBOOKS := build/lectures solutions/10_ar/pixelcnn.ipynb solutions/11_maf/maf.ipynb
 FILL_LECTURES = rm -rf build/lectures && $(PY) -m arflow.exercises.fill --all lectures exercises/solutions build/lectures
 NBVAL := ARFLOW_EXERCISES_STRICT=1 $(PYTEST) --nbval-lax --nbval-cell-timeout=600 $(NOTEBOOKS)
 
@@ -74,11 +74,11 @@ site-deps: $(SITE_JS)  ## the scripts the static site serves itself (pinned npm 
 site: $(STAMP) $(SITE_JS)  ## every lecture run and rendered with its outputs and explorers into site/ (static HTML)
 	$(PY) scripts/build_site.py build --out site
 
-release: $(STAMP)  ## regenerate assignments/10_ar from solutions/10_ar with nbgrader
+release: $(STAMP)  ## regenerate every assignments/<name> from solutions/<name> with nbgrader (10_ar, 11_maf)
 	$(PY) -m autograder release
 
-grade: $(STAMP) system-deps  ## grade every submission under submitted/ into graded/ (JOBS=2 workers by default)
-	$(PY) -m autograder grade --submitted submitted --out graded --jobs $(or $(JOBS),2)
+grade: $(STAMP) system-deps  ## grade every submission of ASSIGNMENT (default 10_ar) under submitted/ into graded/ (JOBS=2 workers by default)
+	$(PY) -m autograder grade --assignment $(or $(ASSIGNMENT),10_ar) --submitted submitted --out graded --jobs $(or $(JOBS),2)
 
 bench: $(STAMP)  ## speed and memory measurements (ratios in one run), then grading throughput
 	$(PY) -m arflow.bench

@@ -6,7 +6,8 @@ reference implementation, hidden checks):
 - ``spec.ASSIGNMENT`` (the nbgrader assignment name, = the folder's), ``spec.NOTEBOOK`` (the
   notebook's name without ``.ipynb``), ``spec.WEIGHTS`` (the weights file beside it, or None),
   ``spec.PROBES`` (repository-relative path of the probes module, :mod:`arflow.checks.protocol`),
-  ``spec.SOLUTION_IDS`` (grade ids of the solution cells), ``spec.PLAN`` (hidden grade id ->
+  ``spec.SOLUTION_IDS`` (grade ids of the solution cells), ``spec.SOLUTION_NAMES`` (grade id -> the
+  name that cell must define), ``spec.PLAN`` (hidden grade id ->
   (title, [(sub-check, points)])) and ``spec.VISIBLE`` (visible grade id -> (title, points, what));
 - ``checks.CHECKS``: grade id -> ``check(box, seed=None) -> CheckResult`` for every grade cell,
   visible and hidden, as it runs on any box (the jailed one or :class:`arflow.checks.box.LocalBox`).
@@ -43,6 +44,7 @@ class Assignment:
     plan: dict
     visible: dict
     solution_ids: tuple[str, ...]
+    solution_names: dict  # grade id of a solution cell -> the name it must define
     checks: ModuleType
     folder: Path
 
@@ -69,6 +71,14 @@ class Assignment:
     @property
     def in_kernel_checks(self) -> dict:
         return self.checks.CHECKS
+
+    def parts(self) -> dict[str, tuple[str, ...]]:
+        """The grade cells of each part (visible and hidden cells of the same title), in order."""
+        parts: dict[str, list[str]] = {}
+        for gid in self.grade_ids():
+            title = self.plan[gid][0] if gid in self.plan else self.visible[gid][0]
+            parts.setdefault(title, []).append(gid)
+        return {title: tuple(ids) for title, ids in parts.items()}
 
     def grade_ids(self) -> tuple[str, ...]:
         """Every grade cell's id, visible first, in the notebook's order within each kind."""
@@ -99,7 +109,8 @@ def load(name: str) -> Assignment:
                         f"(known: {', '.join(names()) or 'none'})")
     package = f"autograder.assignments.{name}"
     spec = importlib.import_module(f"{package}.spec")
-    missing = [attr for attr in ("ASSIGNMENT", "NOTEBOOK", "WEIGHTS", "PROBES", "SOLUTION_IDS", "PLAN", "VISIBLE")
+    missing = [attr for attr in ("ASSIGNMENT", "NOTEBOOK", "WEIGHTS", "PROBES", "SOLUTION_IDS", "SOLUTION_NAMES",
+                                 "PLAN", "VISIBLE")
                if not hasattr(spec, attr)]
     if missing:
         raise SpecError(f"autograder/assignments/{name}/spec.py lacks {', '.join(missing)}")
@@ -107,9 +118,14 @@ def load(name: str) -> Assignment:
         raise SpecError(f"autograder/assignments/{name}/spec.py names the assignment {spec.ASSIGNMENT!r}")
     probes_path = Path(spec.PROBES)
     probes = importlib.import_module(".".join(probes_path.with_suffix("").parts))
+    lacking = [attr for attr in ("CONTRACT_NAMES", "OP_FUNCTION", "reply_cap", "make_handler")
+               if not hasattr(probes, attr)]
+    if lacking:
+        raise SpecError(f"the probes of {name} ({spec.PROBES}) lack {', '.join(lacking)} "
+                        "(see arflow/checks/protocol.py)")
     checks = importlib.import_module(f"{package}.checks")
     assignment = Assignment(name, spec.NOTEBOOK, spec.WEIGHTS, probes, dict(spec.PLAN), dict(spec.VISIBLE),
-                            tuple(spec.SOLUTION_IDS), checks, FOLDER / name)
+                            tuple(spec.SOLUTION_IDS), dict(spec.SOLUTION_NAMES), checks, FOLDER / name)
     validate(assignment)
     return assignment
 
@@ -139,7 +155,7 @@ def validate(assignment: Assignment) -> None:
     for gid, meta in cells.items():
         if meta.get("grade") and not meta.get("solution") and gid not in assignment.grade_ids():
             problems.append(f"the grade cell {gid} of {assignment.source.name} is in no plan")
-    for gid in assignment.solution_ids:
+    for gid in {*assignment.solution_ids, *assignment.solution_names}:
         if not cells.get(gid, {}).get("solution"):
             problems.append(f"{gid} is listed as a solution cell but is none in {assignment.source.name}")
     if problems:

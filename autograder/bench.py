@@ -36,7 +36,7 @@ from pathlib import Path
 from .extract import SOURCE
 from .grade import grade
 
-SAMPLES = Path(__file__).resolve().parent / "samples"
+SAMPLES = Path(__file__).resolve().parent / "assignments" / "10_ar" / "samples"
 
 
 def make_submissions(folder: Path, n: int) -> list[str]:

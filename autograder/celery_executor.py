@@ -22,8 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import celery_app
+from .assignment import load
 from .celery_app import LEASE_SECONDS, cancelled_key, lease_key, result_key
-from .worker import ASSIGNMENT, NOTEBOOK, GradingLimits
+from .worker import GradingLimits
 
 
 @dataclass
@@ -47,6 +48,7 @@ class CeleryExecutor:
     window: int = 64  # tasks in flight at most
     poll_seconds: float = 1.0
     log: object = print
+    assignment: str = "10_ar"
     attempts: dict[str, list[dict]] = field(default_factory=dict)  # per student: task id, worker, outcome
 
     def check(self) -> None:
@@ -67,7 +69,7 @@ class CeleryExecutor:
     # ------------------------------------------------------------------ sending
     def _payload(self, student: str, staged: Path, files: dict[str, Path], notes: list[str]) -> dict:
         payload = {"student": student, "notes": list(notes), "seed": self.seed, "limits": asdict(self.limits),
-                   "fingerprint": self.fingerprint}
+                   "fingerprint": self.fingerprint, "assignment": self.assignment}
         if self.transfer == "queue":
             payload["files"] = {name: base64.b64encode(Path(path).read_bytes()).decode()
                                 for name, path in files.items()}
@@ -103,12 +105,13 @@ class CeleryExecutor:
         """The autograded notebook and feedback of a result, written under ``OUT/work/<student>/``."""
         student = result["student"]
         for kind, names in (result.pop("files", None) or {}).items():
-            folder = self.out / "work" / student / kind / student / ASSIGNMENT
+            folder = self.out / "work" / student / kind / student / self.assignment
             folder.mkdir(parents=True, exist_ok=True)
             for name, data in names.items():
                 if Path(name).name == name:
                     (folder / name).write_bytes(base64.b64decode(data))
-            main = folder / (f"{NOTEBOOK}.ipynb" if kind == "autograded" else f"{NOTEBOOK}.html")
+            notebook = load(self.assignment).notebook
+            main = folder / (f"{notebook}.ipynb" if kind == "autograded" else f"{notebook}.html")
             result[kind] = str(main) if main.exists() else None
         return result
 

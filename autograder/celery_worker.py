@@ -31,6 +31,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from . import celery_app
+from .assignment import load
 from .celery_app import LEASE_REFRESH, LEASE_SECONDS, cancelled_key, lease_key
 
 #: set by :func:`main` before the Celery worker starts
@@ -108,8 +109,9 @@ def handle(task_id: str, payload: dict) -> dict:
             _serving.append(_local.worker)
         known = {f.name for f in fields(GradingLimits)}
         limits = GradingLimits(**{k: v for k, v in payload["limits"].items() if k in known})
-        result = _grade_in(_local.worker, student, staged, payload["notes"], scratch, STATE["template"],
-                           payload.get("seed"), limits)
+        assignment = load(payload.get("assignment", "10_ar"))
+        result = _grade_in(_local.worker, student, staged, payload["notes"], scratch, template(assignment),
+                           payload.get("seed"), limits, assignment)
         root = scratch / "work" / student
         for kind in ("autograded", "feedback"):
             path = result.pop(kind, None)
@@ -158,13 +160,26 @@ def build_app(broker: str):
 
 
 def prepare(scratch: Path) -> Path:
-    """This worker's template course folder (the assignment registered in a private gradebook)."""
-    from .grade import make_template
-
+    """This worker's scratch folder, with the template course folder of every assignment made now."""
     scratch.mkdir(parents=True, exist_ok=True)
     os.chmod(scratch, 0o700)
     (scratch / "logs").mkdir(exist_ok=True)
-    return make_template(scratch)
+    return scratch
+
+
+_templates_lock = threading.Lock()
+
+
+def template(assignment) -> Path:
+    """This worker's template course folder of ``assignment`` (registered in a private gradebook),
+    made on its first task and kept."""
+    from .grade import make_template
+
+    with _templates_lock:
+        templates = STATE.setdefault("templates", {})
+        if assignment.name not in templates:
+            templates[assignment.name] = make_template(STATE["scratch"], assignment)
+        return templates[assignment.name]
 
 
 def main(argv=None) -> int:
@@ -194,7 +209,7 @@ def main(argv=None) -> int:
     scratch = Path(args.scratch or f"/var/tmp/arflow-worker-{os.getpid()}").resolve()
     hostname = args.name or f"grader-{os.getpid()}@{socket.gethostname()}"
     began = time.perf_counter()
-    STATE.update(scratch=scratch, template=prepare(scratch), fingerprint=celery_app.grader_fingerprint(),
+    STATE.update(scratch=prepare(scratch), fingerprint=celery_app.grader_fingerprint(),
                  redis=celery_app.redis_client(args.broker), hostname=hostname, slot_base=args.slot_base)
     print(f"worker {hostname}: {args.slots} slot(s), scratch {scratch}, grader fingerprint "
           f"{STATE['fingerprint'][:12]}, ready in {time.perf_counter() - began:.1f} s", file=sys.stderr, flush=True)

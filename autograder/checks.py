@@ -16,9 +16,6 @@ exception type's name may). The nets given to ``generate`` stay in this process
 from __future__ import annotations
 
 import math
-import sys
-import time
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +23,6 @@ import torch
 import torch.nn.functional as F
 
 from arflow.checks import pixelcnn as visible
-from arflow.checks import pixelcnn_probes
 from arflow.checks.pixelcnn import (
     VISIBLE_KIND,
     HandBuiltNet,
@@ -42,14 +38,13 @@ from arflow.checks.pixelcnn import rng_for as _rng
 from arflow.checks.result import CheckResult, SubCheck
 
 from . import reference
-from .sandbox import BUILTIN_EXCEPTIONS, Box, BoxError, BoxStartError, StudentError
+from .sandbox import Box, StudentError
 
-__all__ = ["BPD_THRESHOLD", "CHECKS", "PLAN", "CheckResult", "HandBuiltNet", "SubCheck", "run_checks"]
+__all__ = ["BPD_THRESHOLD", "CHECKS", "PLAN", "CheckResult", "HandBuiltNet", "SubCheck", "run_hidden_checks"]
 
 #: Calibrated with ``python -m autograder calibrate`` (reference + 10 %); see autograder/README.md.
 REFERENCE_BPD = 1.2328  # measured: 600 steps, seed 0, on the 500 grader-only digits (autograder/heldout)
 BPD_THRESHOLD = 1.36  # REFERENCE_BPD * 1.10, rounded
-MAX_WEIGHTS_BYTES = 20 * 1024 * 1024
 LN2 = math.log(2.0)
 # At random initialisation a real dependence through five layers can be as small as 1e-7, while a
 # masked path contributes exact zeros (a masked weight multiplies by 0.0): any change counts.
@@ -399,7 +394,7 @@ def check_generate(box: Box, seed: int | None = None) -> CheckResult:
 
 
 # --------------------------------------------------------------------------- the trained model
-#: Images per float64 log-softmax in the trained-model check: 10 digits are 16 MB, 100 would be 160 MB.
+#: Images per log-softmax in the trained-model check: 10 digits are 8 MB of float32, 100 would be 80 MB.
 LOGP_CHUNK = 10
 
 
@@ -411,10 +406,11 @@ def _score_logits(y: np.ndarray, images: np.ndarray, idx: np.ndarray, N: int, a_
     W = images.shape[-1]
     for c0 in range(0, len(idx), LOGP_CHUNK):
         rows = idx[c0:c0 + LOGP_CHUNK]
-        logp = torch.log_softmax(torch.from_numpy(y[c0:c0 + LOGP_CHUNK]).double(), dim=1)
+        # float32 is exact enough for a log-softmax of logits that came as float16 or float32; the sums are float64
+        logp = torch.log_softmax(torch.from_numpy(y[c0:c0 + LOGP_CHUNK]).float(), dim=1)
         if not torch.isfinite(logp).all():
             return None
-        picked = logp.gather(1, torch.from_numpy(images[rows, 0])[:, None]).squeeze(1)  # (b, H, W)
+        picked = logp.gather(1, torch.from_numpy(images[rows, 0])[:, None]).squeeze(1).double()  # (b, H, W)
         for row, k in enumerate(rows):
             # A copy: a view would keep this chunk's whole log-probability tensor alive.
             if k < N:
@@ -459,12 +455,12 @@ def check_trained_model(box: Box, weights_loaded: bool, seed: int | None = None,
         idx = order[start:start + batch_size]
         x = _f32(all_images[idx] / np.float32(255))
         try:
-            _, out = box.call({"op": "net_forward", "id": "trained"}, {"x": x})
+            _, out = box.call({"op": "net_forward", "id": "trained", "half": True}, {"x": x})
         except StudentError as err:
             result.add(name, 5, False, f"the model failed on test images: {err}")
             return result
         y = out.pop("y", None)
-        if y is None or y.shape != (len(idx), 256, H, W):
+        if y is None or y.shape != (len(idx), 256, H, W) or y.dtype not in (np.float16, np.float32):
             result.add(name, 5, False, f"logits of shape {None if y is None else y.shape} for x of shape {x.shape}")
             return result
         nll_total = _score_logits(y, all_images, idx, N, a_idx, pos, logp_at, nll_total)
@@ -525,115 +521,10 @@ def _load_reason(err: StudentError) -> str:
     return f"pixelcnn.pth could not be loaded into PixelCNN(): {why}"
 
 
-def _failure_reason(err: Exception, visible: bool = False) -> str:
-    """The reason a whole check failed. Only a visible check (public probes) may repeat what the
-    student's code said; a box's printed output and a grader error's message go to the log."""
-    if isinstance(err, StudentError):
-        return err.visible_text() if visible else str(err)
-    if isinstance(err, BoxError):
-        if err.log:
-            print(f"[grader] {err}; the submission's last output:\n{err.log}", file=sys.stderr)
-        return str(err)
-    traceback.print_exc()
-    return f"internal error of the grader ({_type_name(err)}); the instructor's log has the details"
-
-
-def _type_name(err: BaseException) -> str:
-    """An exception's type name, only when it is one of Python's own (else a generic word)."""
-    name = type(err).__name__
-    return name if name in BUILTIN_EXCEPTIONS else "an exception"
-
-
-def run_checks(cells: list[dict], weights: str | Path | None, seed: int | None = None,
-               limit: int | None = None, timeout: float = 120.0, total_timeout: float = 900.0,
-               visible_too: bool = True) -> dict[str, CheckResult]:
-    """Run every check (the visible tests' verdicts too, unless ``visible_too=False``) against one
-    submission's cells and weights, in one black box. Never raises: what cannot run scores 0 with the reason.
-
-    ``timeout`` bounds each probe, ``total_timeout`` the whole box (restarts included). The
-    visible checks run first: their reasons may repeat the student's own messages, which at that
-    point cannot carry anything a hidden probe showed the submission.
-    """
-    ids = all_ids() if visible_too else HIDDEN_IDS
-    plan = {**(visible.CHECKS if visible_too else {}), **CHECKS}
-    results: dict[str, CheckResult] = {}
-    load_error, weights_file = "", None
-    if weights is None or not Path(weights).is_file():
-        load_error = "pixelcnn.pth was not submitted"
-    elif Path(weights).stat().st_size > MAX_WEIGHTS_BYTES:
-        load_error = f"pixelcnn.pth is larger than {MAX_WEIGHTS_BYTES // 2**20} MB: not loaded"
-    else:
-        weights_file = weights
-    deadline = time.monotonic() + total_timeout
-
-    running = list(cells)
-    left_out: list[str] = []
-
-    def start() -> Box:
-        # A cell that kills the process (os._exit, a signal, a hang) while it is defined is left
-        # out, so that the other cells still earn their points.
-        while True:
-            try:
-                return Box(running, pixelcnn_probes, weights_file, timeout=timeout,
-                           total_timeout=max(deadline - time.monotonic(), 1.0))
-            except BoxStartError as err:
-                names = [c["name"] for c in running]
-                if err.cell not in names or err.cell in ("prelude", "setup") or time.monotonic() > deadline:
-                    raise
-                running.remove(next(c for c in running if c["name"] == err.cell))
-                left_out.append(f"the cell defining {err.cell} stopped the process when it ran ({err}); "
-                                "it was left out")
-                if err.log:
-                    print(f"[grader] cell {err.cell} left out; its last output:\n{err.log}", file=sys.stderr)
-
-    try:
-        box = start()
-    except Exception as err:  # fail-safe: nothing could run, everything scores 0 with the reason
-        reason = f"the submission's code could not be started ({_failure_reason(err)})"
-        return {gid: failed_result(gid, reason) for gid in ids}
-    try:
-        for n, (gid, check) in enumerate(plan.items()):
-            try:
-                results[gid] = check(box, seed=None if seed is None else seed + n)
-            except Exception as err:
-                results[gid] = failed_result(gid, _failure_reason(err, visible=gid not in PLAN))
-                if isinstance(err, BoxError):  # a dead or hung box: the next check gets a fresh one
-                    box.close()
-                    try:
-                        box = start()
-                    except Exception as again:
-                        box = None
-                        why = _failure_reason(again)
-                        for rest in ids:
-                            results.setdefault(rest, failed_result(rest, f"the submission's process could not be "
-                                                                         f"restarted ({why})"))
-                        break
-        if box is not None:
-            if not load_error:
-                try:
-                    box.call({"op": "net_load", "id": "trained"})
-                except StudentError as err:
-                    load_error = _load_reason(err)
-            try:
-                results["hidden_trained_model"] = (failed_result("hidden_trained_model", load_error) if load_error
-                                                   else check_trained_model(box, True, seed=seed, limit=limit))
-            except (BoxError, StudentError) as err:
-                results["hidden_trained_model"] = failed_result("hidden_trained_model", _failure_reason(err))
-    except Exception as err:
-        why = _failure_reason(err)
-        for gid in ids:
-            results.setdefault(gid, failed_result(gid, f"the checks stopped: {why}"))
-    finally:
-        if box is not None:
-            box.close()
-    for gid in ids:
-        results.setdefault(gid, failed_result(gid, "not run"))
-        if left_out and not results[gid].error:
-            results[gid].error = "; ".join(left_out)
-    return {gid: results[gid] for gid in ids}
-
-
 def run_hidden_checks(cells: list[dict], weights: str | Path | None, seed: int | None = None,
                       limit: int | None = None, timeout: float = 120.0) -> dict[str, CheckResult]:
-    """The hidden checks only (see :func:`run_checks`)."""
-    return run_checks(cells, weights, seed=seed, limit=limit, timeout=timeout, visible_too=False)
+    """The hidden checks of 10_ar only, in one black box (:func:`autograder.verdicts.run_checks`)."""
+    from .assignment import load
+    from .verdicts import run_checks
+
+    return run_checks(load("10_ar"), cells, weights, seed=seed, limit=limit, timeout=timeout, visible_too=False)

@@ -10,7 +10,7 @@ from .assignment import REPO
 from .grade import grade, print_table
 from .release import generate
 
-SAMPLES = Path(__file__).resolve().parent / "samples"
+SAMPLES = Path(__file__).resolve().parent / "assignments" / "10_ar" / "samples"
 
 
 def main(argv=None) -> int:
@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     print_table(summary)
     mismatched = [r["student_id"] for r in summary["rows"]
                   if r["student_id"] in expected and abs(r["total"] - expected[r["student_id"]]["total"]) > 1e-9]
-    print("   all totals as expected (autograder/samples_expected.json)" if not mismatched
+    print("   all totals as expected (autograder/assignments/10_ar/samples_expected.json)" if not mismatched
           else f"   UNEXPECTED totals for: {', '.join(mismatched)}")
     print(f"4. gradebook: {out / 'gradebook.db'}; grades: {out / 'grades.csv'}")
     print(f"   feedback: {out / 'feedback'}/<student>/10_ar/pixelcnn.html ({summary['seconds']:.0f} s in all)")

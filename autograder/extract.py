@@ -1,4 +1,4 @@
-"""Find a submission's solution cells, robustly, using the SOURCE notebook as the map.
+"""Find a submission's solution cells, robustly, using the assignment's source notebook as the map.
 
 A cell is matched by its nbgrader ``grade_id`` (as released), else by its cell id, else by
 its content: the last code cell that defines the expected class or function at top level.
@@ -14,10 +14,7 @@ from pathlib import Path
 
 import nbformat
 
-#: grade id of each solution cell -> the name it must define.
-SOLUTIONS = {"masked_conv": "MaskedConv2d", "pixelcnn": "PixelCNN", "loss_fn": "loss_fn", "generate": "generate"}
 SETUP_ID = "setup"
-SOURCE = Path(__file__).resolve().parent.parent / "solutions" / "10_ar" / "pixelcnn.ipynb"
 PRELUDE = "import math\nimport numpy as np\nimport torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
 
 
@@ -44,8 +41,8 @@ def _strip_magics(source: str) -> str:
     return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
 
 
-def setup_source(source_nb: str | Path = SOURCE) -> str:
-    """The first (setup) code cell of the SOURCE notebook: trusted imports, run before the student's cells."""
+def setup_source(source_nb: str | Path) -> str:
+    """The setup code cell of the source notebook: trusted imports, run before the student's cells."""
     nb = nbformat.read(str(source_nb), as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code" and grade_id(cell) == SETUP_ID:
@@ -53,11 +50,13 @@ def setup_source(source_nb: str | Path = SOURCE) -> str:
     return ""
 
 
-def extract_cells(submitted_nb: str | Path, source_nb: str | Path = SOURCE) -> tuple[list[dict], list[str]]:
-    """The cells the black box runs: the prelude and setup (from the source), then the student's solutions.
+def extract_cells(submitted_nb: str | Path, assignment) -> tuple[list[dict], list[str]]:
+    """The cells the black box runs: the prelude and setup (from the source of ``assignment``, an
+    :class:`autograder.assignment.Assignment`), then the student's solutions.
 
     Returns ``(cells, notes)``; each cell is ``{"name": ..., "source": ...}``.
     """
+    SOLUTIONS, source_nb = assignment.solution_names, assignment.source  # noqa: N806 - grade id -> name it defines
     notes: list[str] = []
     source = nbformat.read(str(source_nb), as_version=4)
     source_ids = {grade_id(c): c.get("id") for c in source.cells if grade_id(c) in SOLUTIONS}

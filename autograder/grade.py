@@ -46,16 +46,10 @@ import nbformat
 from tqdm.auto import tqdm
 
 from . import cgroups, jail
-from .extract import SOURCE
+from .assignment import REPO, Assignment, load
 from .intake import Entry, IntakeError, IntakeLimits, Taken, list_entries, shown, take
 from .intake import fingerprint as intake_fingerprint
-from .worker import ASSIGNMENT, NOTEBOOK, GradingLimits, nbgrader_api, write_scores
-
-REPO = Path(__file__).resolve().parent.parent
-#: the grade cells of each part of the assignment (for the summary's histograms)
-PARTS = {"MaskedConv2d": ("test_masked_conv", "hidden_masked_conv"), "PixelCNN": ("test_pixelcnn", "hidden_pixelcnn"),
-         "loss_fn": ("test_loss_fn", "hidden_loss_fn"), "generate": ("test_generate", "hidden_generate"),
-         "trained model": ("hidden_trained_model",)}
+from .worker import GradingLimits, nbgrader_api, write_scores
 
 
 def gradebook_url(db_url: str | None, out: Path) -> str:
@@ -68,12 +62,13 @@ def gradebook_url(db_url: str | None, out: Path) -> str:
     return db_url
 
 
-def _grade_table(db_url: str, entries: list[Entry], flags: dict[str, str]) -> tuple[list[str], list[dict]]:
+def _grade_table(db_url: str, entries: list[Entry], flags: dict[str, str],
+                 a: Assignment) -> tuple[list[str], list[dict]]:
     """One row per entry of the submissions folder: its scores from the gradebook (0 where it has
     none), and a flag where it could not be graded."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    source = nbformat.read(str(SOURCE), as_version=4)
+    source = nbformat.read(str(a.source), as_version=4)
     grade_ids, maxima = [], {}
     for cell in source.cells:
         meta = cell.get("metadata", {}).get("nbgrader") or {}
@@ -86,7 +81,7 @@ def _grade_table(db_url: str, entries: list[Entry], flags: dict[str, str]) -> tu
             row = {"student_id": entry.name, "key": entry.key, "flag": flags.get(entry.key, "")}
             for gid in grade_ids:
                 try:
-                    row[gid] = float(gb.find_grade(gid, NOTEBOOK, ASSIGNMENT, entry.key).score)
+                    row[gid] = float(gb.find_grade(gid, a.notebook, a.name, entry.key).score)
                 except MissingEntry:
                     row[gid] = 0.0
             row["total"] = sum(row[g] for g in grade_ids)
@@ -113,8 +108,9 @@ def write_grades_csv(path: Path, header: list[str], rows: list[dict]) -> None:
 def grader_files() -> list[Path]:
     """What the grader's verdicts depend on (a change regrades everyone)."""
     here = Path(__file__).parent
-    return [SOURCE, *sorted(here.glob("*.py")), *sorted(here.glob("assignments/**/*.py")),
-            *sorted((REPO / "arflow" / "checks").glob("*.py")), *sorted((here / "heldout").glob("*"))]
+    return [*sorted(REPO.glob("solutions/*/*.ipynb")), *sorted(here.glob("*.py")),
+            *sorted(here.glob("assignments/**/*.py")), *sorted((REPO / "arflow" / "checks").glob("*.py")),
+            *sorted((here / "heldout").glob("*"))]
 
 
 def _read_state(path: Path, expected: str) -> dict | None:
@@ -131,26 +127,26 @@ def _write_state(path: Path, fingerprint_: str, result: dict) -> None:
     os.replace(tmp, path)
 
 
-def _prepare(out: Path, db_url: str, local: bool = True) -> Path | None:
+def _prepare(out: Path, db_url: str, a: Assignment, local: bool = True) -> Path | None:
     """Register the assignment in the class gradebook and build the workers' template course folder
     (``local``: the workers are this machine's; Celery workers build their own)."""
-    (out / "source" / ASSIGNMENT).mkdir(parents=True, exist_ok=True)
-    shutil.copy(SOURCE, out / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
-    result = nbgrader_api(out, db_url).generate_assignment(ASSIGNMENT, force=True, create=True)
+    (out / "source" / a.name).mkdir(parents=True, exist_ok=True)
+    shutil.copy(a.source, out / "source" / a.name / a.source.name)
+    result = nbgrader_api(out, db_url).generate_assignment(a.name, force=True, create=True)
     if not result["success"]:
         raise RuntimeError("nbgrader generate_assignment failed:\n" + result.get("error", "") + result.get("log", ""))
-    return make_template(out) if local else None
+    return make_template(out, a) if local else None
 
 
-def make_template(folder: Path) -> Path:
+def make_template(folder: Path, a: Assignment) -> Path:
     """``folder/template``: the course folder every submission's private one is copied from (the
     source, the release and a private SQLite gradebook where the assignment is registered)."""
-    template = folder / "template"  # never under work/: no student's key can name it
+    template = folder / "template" / a.name  # never under work/: no student's key can name it
     shutil.rmtree(template, ignore_errors=True)
-    (template / "source" / ASSIGNMENT).mkdir(parents=True)
-    shutil.copy(SOURCE, template / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
+    (template / "source" / a.name).mkdir(parents=True)
+    shutil.copy(a.source, template / "source" / a.name / a.source.name)
     result = nbgrader_api(template, f"sqlite:///{template / 'gradebook.db'}").generate_assignment(
-        ASSIGNMENT, force=True, create=True)
+        a.name, force=True, create=True)
     if not result["success"]:
         raise RuntimeError("nbgrader generate_assignment failed for the template:\n" + result.get("error", ""))
     return template
@@ -258,7 +254,7 @@ class Worker:
 
 
 def _grade_in(worker: Worker, student: str, staged: Path, notes: list[str], out: Path, template: Path,
-              seed: int | None, limits: GradingLimits) -> dict:
+              seed: int | None, limits: GradingLimits, a: Assignment) -> dict:
     """Grade one staged submission with ``worker``; returns its result, or a failure to flag."""
     root = out / "work" / student
     shutil.rmtree(root, ignore_errors=True)
@@ -267,7 +263,7 @@ def _grade_in(worker: Worker, student: str, staged: Path, notes: list[str], out:
         shutil.copytree(template / name, root / name)
     shutil.copy(template / "gradebook.db", root / "gradebook.db")
     spec = {"student": student, "submission": str(staged), "intake_notes": notes, "root": str(root),
-            "source": str(SOURCE), "seed": seed, "limits": asdict(limits)}
+            "assignment": a.name, "source": str(a.source), "seed": seed, "limits": asdict(limits)}
     (root / "spec.json").write_text(json.dumps(spec))
     result_path = root / "result.json"
     why = worker.grade(root / "spec.json", result_path, limits.submission_seconds)
@@ -276,14 +272,14 @@ def _grade_in(worker: Worker, student: str, staged: Path, notes: list[str], out:
     return {"student": student, "failed": why or f"the grading worker gave no result; log: {worker.log_path}"}
 
 
-def _commit(out: Path, db_url: str, result: dict) -> None:
+def _commit(out: Path, db_url: str, result: dict, a: Assignment) -> None:
     """Copy a worker's feedback and autograded notebook into OUT and its scores into the class gradebook."""
     from nbgrader.api import Gradebook
     from sqlalchemy.exc import SAWarning
 
     student = result["student"]
     for kind, path in (("autograded", result.get("autograded")), ("feedback", result.get("feedback"))):
-        target = out / kind / student / ASSIGNMENT
+        target = out / kind / student / a.name
         shutil.rmtree(target, ignore_errors=True)
         if path and Path(path).exists():
             shutil.copytree(Path(path).parent, target)
@@ -291,24 +287,24 @@ def _commit(out: Path, db_url: str, result: dict) -> None:
         # nbgrader's add_submission triggers a harmless SQLAlchemy autoflush warning.
         warnings.simplefilter("ignore", SAWarning)
         gb.update_or_create_student(student)
-        gb.update_or_create_submission(ASSIGNMENT, student)
-    if not write_scores(db_url, student, result["scores"]):
+        gb.update_or_create_submission(a.name, student)
+    if not write_scores(db_url, student, result["scores"], a.name, a.notebook):
         raise RuntimeError(f"the gradebook has no submission of {student} after creating it")
 
 
-def _stage(submitted: Path, entry: Entry, out: Path, limits: IntakeLimits) -> Taken:
+def _stage(submitted: Path, entry: Entry, out: Path, limits: IntakeLimits, a: Assignment) -> Taken:
     """Take one student's files into ``OUT/intake/<key>/`` (see :mod:`autograder.intake`)."""
     staged = out / "intake" / entry.key
     shutil.rmtree(staged, ignore_errors=True)
     try:
-        return take(submitted, entry, ASSIGNMENT, NOTEBOOK, staged, limits)
+        return take(submitted, entry, a.name, a.notebook, staged, limits)
     except IntakeError as err:  # graded all the same: zero, with the reason in the feedback
         staged.mkdir(parents=True, exist_ok=True)
         return Taken(notes=[str(err)])
 
 
 def _local_results(todo: list[str], jobs: int, out: Path, template: Path, staged: dict[str, Taken],
-                   seed: int | None, limits: GradingLimits):
+                   seed: int | None, limits: GradingLimits, a: Assignment):
     """Grade ``todo`` with ``jobs`` local workers; yields ``(student, result)`` as they finish."""
     logs = out / "logs"
     logs.mkdir(exist_ok=True)
@@ -320,7 +316,7 @@ def _local_results(todo: list[str], jobs: int, out: Path, template: Path, staged
         worker = workers.get()
         try:
             return _grade_in(worker, student, out / "intake" / student, staged[student].notes, out, template, seed,
-                             limits)
+                             limits, a)
         finally:
             workers.put(worker)
 
@@ -341,8 +337,8 @@ def _local_results(todo: list[str], jobs: int, out: Path, template: Path, staged
 def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | None = None,
           seed: int | None = None, limit: int | None = None, log=print, progress: bool = False,
           limits: GradingLimits | None = None, executor: str = "local", broker: str | None = None,
-          retries: int = 2, transfer: str = "queue") -> dict:
-    """Grade every ``submitted/<student>/10_ar/`` into ``out`` with ``jobs`` workers. Returns a summary dict.
+          retries: int = 2, transfer: str = "queue", assignment: str = "10_ar") -> dict:
+    """Grade every ``submitted/<student>/<assignment>/`` into ``out`` with ``jobs`` workers. Returns a summary dict.
 
     ``executor="celery"`` sends one task per submission to the Celery workers on ``broker``
     (``python -m autograder worker``) instead, sending a failed or lost one again up to
@@ -353,9 +349,10 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
     """
     from .summary import write_summary
 
+    a = load(assignment)  # an unknown or inconsistent assignment is refused here, before anything is graded
     submitted, out = Path(submitted).resolve(), Path(out).resolve()
     if not submitted.is_dir():
-        raise FileNotFoundError(f"no submissions folder {submitted} (expected <student>/{ASSIGNMENT}/{NOTEBOOK}.ipynb)")
+        raise FileNotFoundError(f"no submissions folder {submitted} (expected <student>/{a.name}/{a.notebook}.ipynb)")
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     if executor not in ("local", "celery"):
@@ -373,14 +370,15 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
 
         if not broker:
             raise ValueError("--executor celery needs --broker redis://HOST:PORT/DB")
-        cluster = CeleryExecutor(broker, out, limits, seed=seed, retries=retries, transfer=transfer, log=log)
+        cluster = CeleryExecutor(broker, out, limits, seed=seed, retries=retries, transfer=transfer, log=log,
+                                 assignment=a.name)
         cluster.check()
     check_gradebook(db_url)
     # nbgrader runs `alembic` to create the gradebook: make the venv's scripts findable.
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     began, own_cpu = time.perf_counter(), _own_cpu()
     cgroups.remove_stale()  # what graders killed with -9 left behind
-    template = _prepare(out, db_url, local=cluster is None)
+    template = _prepare(out, db_url, a, local=cluster is None)
     entries = list_entries(submitted)
     students = [e.key for e in entries]
     names = {e.key: e.name for e in entries}
@@ -398,7 +396,7 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
             flags[entry.key] = f"not graded: {entry.problem}"
             continue
         try:
-            staged[entry.key] = _stage(submitted, entry, out, intake_limits)
+            staged[entry.key] = _stage(submitted, entry, out, intake_limits, a)
             prints[entry.key] = intake_fingerprint(staged[entry.key], grader)
         except Exception as err:  # noqa: BLE001 - flagged, never dropped, retried on the next run
             flags[entry.key] = f"not graded: intake failed ({type(err).__name__}: {err}); run the grader again"
@@ -415,7 +413,7 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
     if cluster is not None:
         produced = cluster.results(todo, {s: (out / "intake" / s, staged[s].files, staged[s].notes) for s in todo})
     else:
-        produced = _local_results(todo, jobs, out, template, staged, seed, limits)
+        produced = _local_results(todo, jobs, out, template, staged, seed, limits, a)
     bar = tqdm(total=len(todo), desc="grading", unit="submission", disable=not progress)
     commit_seconds = 0.0  # the single writer's time: a bound on the throughput of any number of workers
     for student, result in produced:
@@ -423,7 +421,7 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
         try:
             if "failed" not in result:
                 t0 = time.perf_counter()
-                _commit(out, db_url, result)
+                _commit(out, db_url, result, a)
                 commit_seconds += time.perf_counter() - t0
         except Exception as err:  # never lose a submission: it stays ungraded, flagged, and is retried next run
             result = {**result, "failed": f"the grader failed: {type(err).__name__}: {err}"}
@@ -446,7 +444,7 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
 
         log(summary_line(cluster.attempts))
     _register_ungraded(db_url, [s for s in students if s not in prints])
-    header, rows = _grade_table(db_url, entries, flags)
+    header, rows = _grade_table(db_url, entries, flags, a)
     write_grades_csv(out / "grades.csv", header, rows)
     hidden = {s: {gid: {"score": r["scores"][gid], "max": r["max"][gid], "report": r["reports"][gid],
                         **({"bits_per_dim": r["bits_per_dim"]} if gid == "hidden_trained_model"
@@ -462,7 +460,7 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
                "flags": flags, "seconds": time.perf_counter() - began, "feedback": str(out / "feedback"),
                "hidden": hidden, "graded_now": todo, "results": results, "committed": committed,
                "commit_seconds": commit_seconds, "grader_cpu": _own_cpu() - own_cpu,
-               "executor": executor,
+               "executor": executor, "assignment": a.name, "parts": a.parts(),
                "worker_seconds": {s: r["seconds"] for s, r in results.items() if "seconds" in r and s in todo},
                "memory": {s: r["memory"] for s, r in results.items() if "memory" in r}}
     (out / "hidden.json").write_text(json.dumps(hidden, indent=1))
@@ -516,6 +514,8 @@ def main(argv=None) -> int:
                         help="celery: times a failed or lost task is sent again before it is flagged (default 2)")
     parser.add_argument("--transfer", choices=("queue", "shared"), default="queue",
                         help="celery: submissions travel in the tasks (default), or OUT is a shared folder")
+    parser.add_argument("--assignment", default="10_ar", help="the assignment to grade (a folder of "
+                        "autograder/assignments/; default 10_ar)")
     parser.add_argument("--run-notebooks", action="store_true",
                         help="run each notebook again (jailed) for the feedback's outputs; default: the feedback shows "
                              "the notebook as submitted (the verdicts never depend on it)")
@@ -523,12 +523,13 @@ def main(argv=None) -> int:
     try:
         summary = grade(args.submitted, args.out, jobs=args.jobs, db_url=args.db, seed=args.seed, limit=args.limit,
                         progress=True, executor=args.executor, broker=args.broker, retries=args.retries,
-                        transfer=args.transfer, limits=GradingLimits(run_notebook=args.run_notebooks))
-    except (ConnectionError, FileNotFoundError, ValueError) as err:
+                        transfer=args.transfer, limits=GradingLimits(run_notebook=args.run_notebooks),
+                        assignment=args.assignment)
+    except (ConnectionError, FileNotFoundError, ValueError) as err:  # SpecError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2
     print_table(summary)
     print(summary["summary"]["text"])
-    print(f"grades: {Path(args.out) / 'grades.csv'}; feedback: {summary['feedback']}/<student>/{ASSIGNMENT}/; "
+    print(f"grades: {Path(args.out) / 'grades.csv'}; feedback: {summary['feedback']}/<student>/{args.assignment}/; "
           f"summary: {summary['summary']['markdown']} and {summary['summary']['figure']}; {summary['seconds']:.0f} s")
     return 0

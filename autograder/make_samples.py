@@ -1,4 +1,4 @@
-"""Build the sample submissions in ``autograder/samples/``.
+"""Build the sample submissions in ``autograder/assignments/10_ar/samples/``.
 
 ``python -m autograder.make_samples REF_WEIGHTS``
 
@@ -21,11 +21,12 @@ import nbformat
 import torch
 
 from .assignment import load as _load_assignment
-from .extract import SOLUTIONS, SOURCE, grade_id
+from .extract import grade_id
 
-RELEASE = _load_assignment("10_ar").release
+RELEASE, SOURCE = _load_assignment("10_ar").release, _load_assignment("10_ar").source
+SOLUTIONS = _load_assignment("10_ar").solution_names
 
-SAMPLES = Path(__file__).resolve().parent / "samples"
+SAMPLES = Path(__file__).resolve().parent / "assignments" / "10_ar" / "samples"
 
 # (old, new) edits of the reference solution for each typical mistake.
 MISTAKES = {
@@ -123,8 +124,13 @@ def main(argv=None) -> int:
                 if not key.endswith(".mask"):
                     weights[key] = value
         write_sample(name, fills, weights)
-    expected = {name: {"total": total} for name, total in EXPECTED.items()}
-    (SAMPLES.parent / "samples_expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+    # The per-cell scores are the grader's, recorded from a grading run of these samples (tests hold both
+    # grading paths to them); they are kept when the samples are rebuilt, and must add up to the totals.
+    path = SAMPLES.parent / "samples_expected.json"
+    before = json.loads(path.read_text()) if path.exists() else {}
+    expected = {name: {"total": total, **{k: v for k, v in before.get(name, {}).items() if k == "scores"}}
+                for name, total in EXPECTED.items()}
+    path.write_text(json.dumps(expected, indent=1) + "\n")
     print(f"samples written to {SAMPLES}")
     return 0
 

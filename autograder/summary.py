@@ -16,13 +16,13 @@ import numpy as np
 CATEGORIES = [
     ("not graded (refused at intake)", r"^not graded: "),
     ("not graded (grader failure)", r"NOT GRADED|the grader failed|grading worker failed|limit per submission"),
-    ("notebook missing or unreadable", r"not a valid notebook|no pixelcnn\.ipynb|could not be read"),
+    ("notebook missing or unreadable", r"not a valid notebook|no readable \w+\.ipynb|could not be read"),
     ("time limit", r"time limit|timed out|no answer within"),
     ("memory limit", r"MemoryError|out of memory|memory"),
     ("output or file size limit", r"more than \d+ MB|SIGXFSZ|size limit|larger than|File too large|Errno 27"),
     ("process died (exit, signal)", r"died|has exited|SystemExit|exit status|signal|stopped the process"),
-    ("weights missing", r"pixelcnn\.pth was not submitted"),
-    ("weights rejected", r"pixelcnn\.pth could not be loaded|Weights only load failed|UnpicklingError"),
+    ("weights missing", r"\w+\.pth was not submitted"),
+    ("weights rejected", r"\w+\.pth could not be loaded|Weights only load failed|UnpicklingError"),
     ("trained model not good enough", r"bits/dim .* is not below|not causal on real digits"),
     ("answer missing", r"is not defined|no cell defines|NotImplementedError"),
     ("exception in the code", r"\w+Error: |\w+Exception: "),
@@ -49,8 +49,10 @@ def categorize(reason: str) -> str:
 
 def write_summary(out: Path, summary: dict) -> dict:
     """Write OUT/summary.md and OUT/summary.png; returns their paths and the text printed at the end."""
-    from .grade import PARTS
+    from .assignment import load
     from .intake import shown
+
+    assignment = load(summary.get("assignment", "10_ar"))
 
     rows = {row["key"]: row for row in summary["rows"]}
     names = {key: shown(name) for key, name in summary.get("names", {}).items()}
@@ -80,7 +82,7 @@ def write_summary(out: Path, summary: dict) -> dict:
         if flagged:
             look[student] = flagged
     figure = out / "summary.png"
-    _histograms(figure, rows, PARTS)
+    _histograms(figure, rows, assignment)
     lines = [f"# Grading summary: {len(rows)} submissions", "",
              f"Mean total {np.mean([r['total'] for r in rows.values()]) if rows else 0:.1f} of "
              f"{next(iter(rows.values()))['max_total'] if rows else 0:g}; figure: summary.png", "",
@@ -113,28 +115,31 @@ def write_summary(out: Path, summary: dict) -> dict:
             "details": groups, "look": look, "text": "\n".join(text)}
 
 
-def _histograms(path: Path, rows: dict, parts: dict) -> None:
+def _histograms(path: Path, rows: dict, assignment) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    from .checks import all_ids, max_points
-
+    parts, max_points = assignment.parts(), assignment.max_points
     names = [*parts, "total"]
-    fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
+    ncols = 3
+    fig, axes = plt.subplots((len(names) + ncols - 1) // ncols, ncols, figsize=(12, 3.25 * ((len(names) + 2) // 3)),
+                             squeeze=False)
     for ax, name in zip(axes.ravel(), names):
         ids = parts.get(name)
         values = [sum(r.get(g, 0.0) for g in ids) if ids else r["total"] for r in rows.values()]
-        top = sum(max_points(g) for g in ids) if ids else sum(max_points(g) for g in all_ids())
+        top = sum(max_points(g) for g in ids) if ids else sum(max_points(g) for g in assignment.grade_ids())
         bins = np.arange(-0.5, top + 1.5, 1.0)
         ax.hist(values, bins=bins, color="tab:blue", edgecolor="white")
         ax.set_title(f"{name} (of {top:g} points)")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("points")
         ax.set_ylabel("students")
-    fig.suptitle(f"Scores per part of assignment 10_ar ({len(rows)} submissions)")
+    for ax in axes.ravel()[len(names):]:
+        ax.set_visible(False)
+    fig.suptitle(f"Scores per part of assignment {assignment.name} ({len(rows)} submissions)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

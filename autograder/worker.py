@@ -11,7 +11,7 @@ from a template where the assignment is registered), so that workers never conte
    JSON, or whose grade cells were deleted, edited, duplicated, retyped or re-identified, is
    noted (the grader restores grade cells; no score depends on them);
 2. **checks** (in a thread): every grade cell's verdict, visible and hidden, decided in this
-   process from the answers of the jailed black box (``checks.run_checks``);
+   process from the answers of the jailed black box (``verdicts.run_checks``);
 3. **nbgrader autograde** (at the same time): the notebook runs in a jailed kernel, for the
    feedback only, under a per-cell and a whole-notebook time limit and an output cap;
 4. the verdicts are written into the private gradebook, each grade cell's report is shown
@@ -44,7 +44,6 @@ from . import jail
 from .cgroups import CgroupLimits, SubmissionCgroup
 from .extract import grade_id
 
-ASSIGNMENT, NOTEBOOK = "10_ar", "pixelcnn"
 PROCESS_ID = secrets.token_hex(6)  # this worker process (PIDs repeat: each worker is PID 1 of its namespace)
 
 
@@ -87,7 +86,7 @@ def notebook_problems(path: Path, source: Path) -> tuple[bool, list[str]]:
     try:
         nb = nbformat.read(str(path), as_version=4)
     except Exception as err:
-        return False, [f"{NOTEBOOK}.ipynb is not a valid notebook ({type(err).__name__}: {str(err)[:200]}): "
+        return False, [f"{path.name} is not a valid notebook ({type(err).__name__}: {str(err)[:200]}): "
                        "nothing in it could be graded"]
     src = nbformat.read(str(source), as_version=4)
     theirs: dict[str, list] = {}
@@ -180,18 +179,18 @@ def nbgrader_api(root: Path, db_url: str, limits: GradingLimits = GradingLimits(
     return NbGraderAPI(CourseDirectory(config=config), config=config)
 
 
-def write_scores(db_url: str, student: str, scores: dict[str, float]) -> bool:
+def write_scores(db_url: str, student: str, scores: dict[str, float], assignment: str, notebook: str) -> bool:
     """Set every grade cell's score in a gradebook (the verdicts from outside the kernel); False if
     the gradebook holds no submission of this student."""
     from nbgrader.api import Gradebook, MissingEntry
 
     with Gradebook(db_url) as gb:
         try:
-            gb.find_submission_notebook(NOTEBOOK, ASSIGNMENT, student)
+            gb.find_submission_notebook(notebook, assignment, student)
         except MissingEntry:
             return False
         for gid, score in scores.items():
-            grade = gb.find_grade(gid, NOTEBOOK, ASSIGNMENT, student)
+            grade = gb.find_grade(gid, notebook, assignment, student)
             grade.auto_score = score
             grade.manual_score = None
             grade.needs_manual_grade = False
@@ -266,13 +265,13 @@ def annotate(autograded_nb: Path, reports: dict[str, str], as_submitted: bool = 
 
 
 def plain_feedback(path: Path, student: str, reports: dict[str, str], notes: list[str], total: float,
-                   max_total: float) -> None:
+                   max_total: float, assignment: str) -> None:
     """A feedback page without the notebook (when it could not be run or read)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     items = "".join(f"<li>{escape(n)}</li>" for n in notes)
     blocks = "".join(f"<pre>{escape(r)}</pre>" for r in reports.values())
-    path.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{ASSIGNMENT} feedback: "
-                    f"{escape(student)}</title></head><body><h1>{ASSIGNMENT}: {total:g} / {max_total:g}</h1>"
+    path.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(assignment)} feedback: "
+                    f"{escape(student)}</title></head><body><h1>{escape(assignment)}: {total:g} / {max_total:g}</h1>"
                     f"<p>Your notebook could not be shown here.</p><ul>{items}</ul>{blocks}</body></html>")
 
 
@@ -335,7 +334,8 @@ def peak_memory() -> int | None:
 
 
 def _grade_one(spec: dict, limits: GradingLimits, student: str, root: Path) -> dict:
-    from . import checks
+    from . import verdicts
+    from .assignment import load
     from .extract import extract_cells
     from .jail import Limits
     from .jailed_kernel import JailedKernelManager
@@ -347,6 +347,8 @@ def _grade_one(spec: dict, limits: GradingLimits, student: str, root: Path) -> d
     # A serving worker grades one submission after another: fresh lists, so that nothing recorded
     # for an earlier submission (by a callback still running) can reach this one's feedback.
     JailedKernelManager.events, LimitedExecute.events = [], []
+    assignment = load(spec.get("assignment", "10_ar"))
+    ASSIGNMENT, NOTEBOOK = assignment.name, assignment.notebook
     folder = root / "submitted" / student / ASSIGNMENT
     intake(Path(spec["submission"]), folder)
     notes = list(spec.get("intake_notes", []))
@@ -361,18 +363,21 @@ def _grade_one(spec: dict, limits: GradingLimits, student: str, root: Path) -> d
         t0 = time.perf_counter()
         try:
             if readable:
-                cells, cell_notes = extract_cells(notebook)
+                cells, cell_notes = extract_cells(notebook, assignment)
                 outcome["notes"] = cell_notes
-                outcome["results"] = checks.run_checks(
-                    cells, folder / f"{NOTEBOOK}.pth", seed=spec.get("seed"), limit=limits.bpd_limit,
-                    timeout=limits.probe_seconds, total_timeout=limits.checks_seconds)
+                weights = folder / assignment.weights if assignment.weights else None
+                outcome["results"] = verdicts.run_checks(
+                    assignment, cells, weights, seed=spec.get("seed"), limit=limits.bpd_limit,
+                    timeout=limits.probe_seconds, total_timeout=limits.checks_seconds,
+                    max_weights_bytes=limits.file_bytes)
             else:
                 reason = "; ".join(notes) or f"no readable {NOTEBOOK}.ipynb"
-                outcome["results"] = {gid: checks.failed_result(gid, reason) for gid in checks.all_ids()}
+                outcome["results"] = {gid: verdicts.failed_result(assignment, gid, reason)
+                                      for gid in assignment.grade_ids()}
         except Exception as err:  # never lose the submission: zero with the reason, flagged for a look
             traceback.print_exc()
-            outcome["results"] = {gid: checks.failed_result(gid, f"the grader failed: {err}")
-                                  for gid in checks.all_ids()}
+            outcome["results"] = {gid: verdicts.failed_result(assignment, gid, f"the grader failed: {err}")
+                                  for gid in assignment.grade_ids()}
             outcome["grader_error"] = f"{type(err).__name__}: {err}"
         outcome["seconds"] = time.perf_counter() - t0
 
@@ -401,16 +406,16 @@ def _grade_one(spec: dict, limits: GradingLimits, student: str, root: Path) -> d
     # 4. the verdicts into the private gradebook and the feedback
     feedback = root / "feedback" / student / ASSIGNMENT / f"{NOTEBOOK}.html"
     total, max_total = sum(scores.values()), sum(r.max_points for r in results.values())
-    if nbgrader_ok and write_scores(db_url, student, scores):
+    if nbgrader_ok and write_scores(db_url, student, scores, ASSIGNMENT, NOTEBOOK):
         if disarmed := annotate(autograded, reports, as_submitted=not limits.run_notebook):
             notes.append(f"{disarmed} active element(s) of the notebook (scripts, JavaScript outputs, event "
                          "handlers, script links) were removed from this page for safety")
         res = api.generate_feedback(ASSIGNMENT, student, force=True)
         if not res["success"] or not feedback.exists():
             notes.append("nbgrader could not render the feedback; a plain page was written")
-            plain_feedback(feedback, student, reports, notes, total, max_total)
+            plain_feedback(feedback, student, reports, notes, total, max_total, ASSIGNMENT)
     else:
-        plain_feedback(feedback, student, reports, notes, total, max_total)
+        plain_feedback(feedback, student, reports, notes, total, max_total, ASSIGNMENT)
     reasons = [n for n in dict.fromkeys(notes) if n]
     return {"student": student, "scores": scores, "max": {gid: r.max_points for gid, r in results.items()},
             "reports": reports, "errors": {gid: r.error or "; ".join(s.message for s in r.subchecks if not s.passed)

@@ -48,13 +48,14 @@ import nbformat
 import torch
 
 from autograder.assignment import load as _load_assignment
-from autograder.extract import SOLUTIONS, grade_id
+from autograder.extract import grade_id
 from autograder.make_samples import MISTAKES, solution_sources
 
 RELEASE = _load_assignment("10_ar").release
+SOLUTIONS = _load_assignment("10_ar").solution_names
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "autograder" / "samples"
+SAMPLES = ROOT / "autograder" / "assignments" / "10_ar" / "samples"
 REFERENCE_WEIGHTS = SAMPLES / "reference" / "10_ar" / "pixelcnn.pth"
 MASK_CENTRE = SAMPLES / "mask_centre" / "10_ar"
 NOTEBOOK, WEIGHTS = "pixelcnn.ipynb", "pixelcnn.pth"
@@ -994,9 +995,9 @@ def _build_ipc(code: str, key: int, queue: str):
 def _build_steal_from_disk(folder: Path, ctx: Context) -> None:
     decoy = ctx.submitted.parent / "other-checkout"  # another checkout of the course on the same machine
     if not decoy.exists():
-        (decoy / "autograder" / "samples").mkdir(parents=True)
+        (decoy / "autograder" / "assignments" / "10_ar" / "samples").mkdir(parents=True)
         shutil.copyfile(ROOT / "autograder" / "reference.py", decoy / "autograder" / "reference.py")
-        shutil.copytree(SAMPLES / "reference", decoy / "autograder" / "samples" / "reference")
+        shutil.copytree(SAMPLES / "reference", decoy / "autograder" / "assignments" / "10_ar" / "samples" / "reference")
         os.chmod(decoy.parent, 0o755)
     code = _template(STEAL_FROM_DISK, decoy=decoy, repo=ctx.repo)
     _write(folder, _notebook({gid: _after(source, code) for gid, source in _code("blank").items()}))

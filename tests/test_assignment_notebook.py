@@ -14,10 +14,15 @@ import torch
 
 from autograder import checks, reference
 from autograder.assignment import load as _load_assignment
-from autograder.extract import SOLUTIONS, extract_cells
+from autograder.extract import extract_cells as _extract_cells
 from autograder.release import generate, normalized
 
 RELEASE = _load_assignment("10_ar").release
+SOLUTIONS = _load_assignment("10_ar").solution_names
+
+
+def extract_cells(path, source=None):
+    return _extract_cells(path, _load_assignment("10_ar"))
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "solutions" / "10_ar" / "pixelcnn.ipynb"
@@ -94,7 +99,7 @@ def test_the_library_holds_no_answer():
 
 
 def test_the_solution_cells_are_the_reference(source):
-    cells, notes = extract_cells(SOURCE, SOURCE)
+    cells, notes = extract_cells(SOURCE)
     assert not notes
     namespace: dict = {}
     for cell in cells:
@@ -124,7 +129,8 @@ def test_the_notebook_defaults_are_the_calibrated_ones(source):
 
 
 def test_extraction_survives_changed_metadata_and_moved_cells(tmp_path, release):
-    nb = nbformat.read(str(ROOT / "autograder" / "samples" / "reference" / "10_ar" / "pixelcnn.ipynb"), as_version=4)
+    nb = nbformat.read(str(ROOT / "autograder" / "assignments" / "10_ar" / "samples" / "reference" / "10_ar"
+                           / "pixelcnn.ipynb"), as_version=4)
     for cell in nb.cells:
         cell.metadata = {}
         cell.pop("id", None)
@@ -172,7 +178,7 @@ def test_nbgrader_validate(tmp_path, sample, passes):
     from traitlets.config import Config
 
     folder = tmp_path / sample
-    shutil.copytree(ROOT / "autograder" / "samples" / sample / "10_ar", folder)
+    shutil.copytree(ROOT / "autograder" / "assignments" / "10_ar" / "samples" / sample / "10_ar", folder)
     config = Config()
     config.Execute.timeout = 300
     result = Validator(config=config).validate(str(folder / "pixelcnn.ipynb"))

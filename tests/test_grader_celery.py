@@ -24,7 +24,7 @@ from autograder import celery_worker, grade
 from autograder.worker import GradingLimits
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLES = REPO / "autograder" / "samples"
+SAMPLES = REPO / "autograder" / "assignments" / "10_ar" / "samples"
 EXPECTED = json.loads((SAMPLES.parent / "samples_expected.json").read_text())
 LIMITS = GradingLimits(probe_seconds=60, checks_seconds=300, cell_seconds=60, notebook_seconds=300,
                        submission_seconds=600, bpd_limit=50)

@@ -22,7 +22,7 @@ def Box(cell_list, weights=None, **kwargs):  # noqa: N802 - a box of the PixelCN
     return _Box(cell_list, pixelcnn_probes, weights, **kwargs)
 
 REF_SOURCE = Path(reference.__file__).read_text()
-SAMPLES = Path(__file__).resolve().parent.parent / "autograder" / "samples"
+SAMPLES = Path(__file__).resolve().parent.parent / "autograder" / "assignments" / "10_ar" / "samples"
 
 pytestmark = pytest.mark.slow
 

@@ -30,7 +30,7 @@ from autograder.intake import (
 from autograder.summary import md_text
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = ROOT / "autograder" / "samples" / "reference" / "10_ar"
+REFERENCE = ROOT / "autograder" / "assignments" / "10_ar" / "samples" / "reference" / "10_ar"
 
 
 def _student(submitted: Path, name: str = "alice") -> Path:

@@ -10,7 +10,7 @@ import pytest
 
 from autograder import grade
 
-SAMPLES = Path(__file__).resolve().parents[1] / "autograder" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "autograder" / "assignments" / "10_ar" / "samples"
 EXPECTED = json.loads((SAMPLES.parent / "samples_expected.json").read_text())
 
 

@@ -30,7 +30,9 @@ from arflow.checks import pixelcnn_probes
 from arflow.checks.box import student_error as _student_error
 from arflow.checks.pixelcnn import ProbeSession, generate_with, visible_generate
 from autograder import checks
+from autograder.assignment import load
 from autograder.sandbox import Box, BoxError, StudentError
+from autograder.verdicts import run_checks
 
 reply_cap = pixelcnn_probes.reply_cap
 
@@ -277,7 +279,7 @@ def generate(net, n_samples, image_size=(28, 28), device="cpu"):
 
 @pytest.mark.slow
 def test_hidden_reasons_never_repeat_what_the_code_said_or_printed(capsys):
-    results = checks.run_checks(cells(LEAKY), None, seed=7)
+    results = run_checks(load("10_ar"), cells(LEAKY), None, seed=7)
     hidden = {gid: r.report() for gid, r in results.items() if gid in checks.PLAN}
     assert not [gid for gid, text in hidden.items() if MARKER in text], hidden
     assert "loss_fn raised an exception while answering a hidden probe (ValueError: " in hidden["hidden_loss_fn"]

@@ -10,7 +10,7 @@ import pytest
 
 from autograder.grade import grade
 
-SAMPLES = Path(__file__).resolve().parent.parent / "autograder" / "samples"
+SAMPLES = Path(__file__).resolve().parent.parent / "autograder" / "assignments" / "10_ar" / "samples"
 EXPECTED = json.loads((SAMPLES.parent / "samples_expected.json").read_text())
 
 pytestmark = pytest.mark.slow
@@ -29,6 +29,21 @@ def test_every_sample_gets_its_expected_total(graded):
     assert set(totals) == set(EXPECTED)
     wrong = {s: (totals[s], EXPECTED[s]["total"]) for s in totals if totals[s] != EXPECTED[s]["total"]}
     assert not wrong, (wrong, {s: summary["hidden"][s] for s in wrong})
+    # ... and every grade cell its expected score (plain nbgrader is held to the same: test_grader_parity.py)
+    for student, cells in summary["hidden"].items():
+        assert {gid: r["score"] for gid, r in cells.items()} == EXPECTED[student]["scores"], student
+
+
+def test_the_same_engine_grades_the_second_assignment(tmp_path):
+    """11_maf through the same engine (nothing of it in the engine's files): every sample's every grade cell."""
+    from autograder.assignment import load
+
+    maf = load("11_maf")
+    summary = grade(maf.samples, tmp_path / "maf", jobs=2, seed=7, log=lambda *a: None, assignment="11_maf")
+    assert set(summary["hidden"]) == set(maf.expected)
+    for student, cells in summary["hidden"].items():
+        assert {gid: r["score"] for gid, r in cells.items()} == maf.expected[student]["scores"], student
+    assert (tmp_path / "maf" / "feedback" / "reference" / "11_maf" / "maf.html").exists()
 
 
 def test_grades_csv_has_one_row_per_student_and_a_column_per_grade_cell(graded):

@@ -1,6 +1,6 @@
 """The class similarity report (autograder/similarity.py), on a small class built from the samples.
 
-The class: the eight sample submissions of ``autograder/samples/`` (the reference solution, the
+The class: the eight sample submissions of ``autograder/assignments/10_ar/samples/`` (the reference solution, the
 starter code alone, and the reference with one typical mistake each: derived from the same code,
 so rightly similar to it), a plagiarised copy of the reference (every local variable renamed,
 comments rewritten, quotes changed, reformatted by ``ruff format`` at 50 columns, which splits
@@ -26,7 +26,7 @@ import pytest
 from autograder import similarity
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "autograder" / "samples"
+SAMPLES = ROOT / "autograder" / "assignments" / "10_ar" / "samples"
 RELEASE = ROOT / "assignments" / "10_ar" / "pixelcnn.ipynb"
 THRESHOLD = 0.6
 

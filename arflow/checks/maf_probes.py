@@ -39,6 +39,28 @@ OP_FUNCTION = {"masks": "made_masks",
 MAX_WEIGHTS_BYTES = 20 * 1024 * 1024
 #: Probes answer for small models; a bigger request is the checker's own mistake.
 MAX_OBJECTS = 64
+#: Room for the ``.npz`` framing of a reply's arrays, and the whole payload of a reply without arrays.
+SMALL_REPLY_BYTES = 64 * 1024
+#: The largest input dimension a sample probe may answer for (the digits have 196).
+MAX_DIMENSIONS = 1024
+
+
+def reply_cap(header, arrays):
+    """The largest payload (bytes) a reply to this probe may announce: what the probe needs, four
+    times over (so that a wrong shape is still reported as such, not as an oversized answer)."""
+    op, arrays = header.get("op"), arrays or {}
+    x = next((a for a in arrays.values()), None)
+    if op == "masks":
+        sizes = [int(header.get("n_inputs", 0)), *(int(h) for h in header.get("hidden_sizes", []) or []),
+                 int(header.get("n_inputs", 0))]
+        return 4 * 8 * sum(a * b for a, b in zip(sizes, sizes[1:])) + SMALL_REPLY_BYTES
+    if op.endswith("_jacobian") and x is not None:
+        return 4 * 4 * x.size * (x.shape[-1] if x.ndim else 1) + SMALL_REPLY_BYTES
+    if op == "maf_sample":
+        return 4 * 4 * max(int(header.get("n", 1)), 1) * MAX_DIMENSIONS + SMALL_REPLY_BYTES
+    if x is not None:  # forward, inverse, log_prob: at most two arrays the size of the input
+        return 4 * 4 * 2 * x.size + SMALL_REPLY_BYTES
+    return SMALL_REPLY_BYTES
 
 
 def _tensor(value, what):

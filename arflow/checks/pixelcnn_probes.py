@@ -77,7 +77,12 @@ def make_handler(namespace, need, callback, weights=None):
                 y = module(torch.from_numpy(arrays["x"]))
             if "pixel" in header:  # only the logits of one pixel: (B, C) instead of (B, C, H, W)
                 y = y[:, :, header["pixel"][0], header["pixel"][1]]
-            return {"dtype": str(y.dtype)}, {"y": y.detach().float().cpu().numpy()}
+            dtype, y = str(y.dtype), y.detach().float().cpu()
+            # "half": float16 on the way back (half the bytes of a large answer), unless the values do
+            # not fit it; the checker reads either.
+            if header.get("half") and y.numel() and bool(torch.isfinite(y).all()) and float(y.abs().max()) < 6e4:
+                y = y.half()
+            return {"dtype": dtype}, {"y": y.numpy()}
         if op == "conv_train":
             conv = objects[header["id"]]
             conv.train()

@@ -8,8 +8,10 @@ Framing, both directions: 4-byte big-endian header length, a JSON header, 8-byte
 length, payload (an ``.npz`` archive written with ``allow_pickle=False``, or nothing).
 
 An assignment's probes are a module (``<assignment>_probes.py``, self-contained too) with
-``CONTRACT_NAMES``, ``OP_FUNCTION`` (probe op -> the contract name it exercises) and
-``make_handler(namespace, need, callback, weights) -> handle``, where
+``CONTRACT_NAMES``, ``OP_FUNCTION`` (probe op -> the contract name it exercises),
+``reply_cap(header, arrays) -> int`` (the most bytes the reply to a probe may announce: the jailed
+box refuses a larger one before reading it) and ``make_handler(namespace, need, callback, weights) ->
+handle``, where
 ``handle(header, arrays) -> (reply, arrays or None)`` answers one probe by calling the
 student's objects, ``need(name)`` returns a contract name the cells defined (else raises
 :class:`Missing`), and ``callback(name, arrays) -> arrays`` asks the grader during a probe

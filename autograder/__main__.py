@@ -1,4 +1,4 @@
-"""``python -m autograder {release,course,grade,worker,demo,calibrate,export,similarity}``.
+"""``python -m autograder {release,course,grade,validate,worker,demo,calibrate,export,similarity}``.
 
 The instructor's commands (see README.md).
 """
@@ -8,7 +8,7 @@ import sys
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = ("release", "course", "grade", "worker", "demo", "calibrate", "export", "similarity")
+    commands = ("release", "course", "grade", "validate", "worker", "demo", "calibrate", "export", "similarity")
     if not argv or argv[0] not in commands:
         print(f"usage: python -m autograder {{{','.join(commands)}}} [options]  (--help after a command)")
         return 2
@@ -17,6 +17,8 @@ def main(argv=None) -> int:
         from .release import main as run
     elif command == "course":  # a standard nbgrader course directory for both grading paths
         from .course import main as run
+    elif command == "validate":  # nbgrader's validation with an exit status
+        from .validate import main as run
     elif command == "grade":
         from .grade import main as run
     elif command == "worker":

@@ -3,10 +3,11 @@
 Grades the same submissions (the 8 public samples plus copies, 12 by default) four ways, one
 after another, and prints one table (submissions per minute, CPU-s per submission):
 
-1. plain ``nbgrader autograde 10_ar`` (serial, the student's code unjailed, visible tests only:
-   what nbgrader alone does),
-2. ``python -m autograder grade --jobs 1`` (a worker per slot: the notebook in a jailed kernel
-   and, at the same time, every check in a jailed black box),
+1. plain ``nbgrader autograde 10_ar`` (serial, the student's code unjailed; the notebook runs in
+   the student's kernel with its hidden tests, which run the grader's checks there: what nbgrader
+   alone does),
+2. ``python -m autograder grade --jobs 1`` (a worker per slot: every check in a jailed black box;
+   the feedback shows the notebook as submitted),
 3. the same with ``--jobs 2``,
 4. ``--executor celery`` with two local Celery workers of one slot each, on a Redis server started
    here on loopback (skipped, saying why, where ``redis-server`` or celery is missing).
@@ -33,8 +34,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from .extract import SOURCE
+from .assignment import load
 from .grade import grade
+
+SOURCE = load("10_ar").source
 
 SAMPLES = Path(__file__).resolve().parent / "assignments" / "10_ar" / "samples"
 

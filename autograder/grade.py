@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import ctypes
+import hashlib
 import json
 import os
 import queue
@@ -49,7 +50,7 @@ from . import cgroups, jail
 from .assignment import REPO, Assignment, load
 from .intake import Entry, IntakeError, IntakeLimits, Taken, list_entries, shown, take
 from .intake import fingerprint as intake_fingerprint
-from .worker import GradingLimits, nbgrader_api, write_scores
+from .worker import COURSE_ID, GradingLimits, nbgrader_api, write_scores
 
 
 def gradebook_url(db_url: str | None, out: Path) -> str:
@@ -170,6 +171,30 @@ def check_gradebook(db_url: str, timeout: int = 5) -> None:
                               f"{str(err).strip().splitlines()[0][:300] if str(err).strip() else ''})") from err
 
 
+def check_course(out: Path, db_url: str) -> None:
+    """Refuse, before anything is written, to grade into a course directory that has no gradebook, or
+    into a gradebook of another course (ValueError naming it)."""
+    if (out / "nbgrader_config.py").is_file() and db_url == f"sqlite:///{out / 'gradebook.db'}" \
+            and not (out / "gradebook.db").is_file():
+        raise ValueError(f"{out} is an nbgrader course directory without its gradebook (expected {out / 'gradebook.db'}"
+                         f"): make it with `python -m autograder course {out}` or give the gradebook with --db")
+    if db_url.startswith("sqlite:///") and not Path(db_url[len("sqlite:///"):]).is_file():
+        return  # a new gradebook
+    from sqlalchemy import create_engine, inspect, text
+
+    engine = create_engine(db_url)  # read only: opening nbgrader's Gradebook would add a course row
+    try:
+        with engine.connect() as connection:
+            ids = ([row[0] for row in connection.execute(text("SELECT id FROM course"))]
+                   if inspect(connection).has_table("course") else [])
+    finally:
+        engine.dispose()
+    others = sorted(i for i in ids if i not in (COURSE_ID, "default_course"))
+    if others:
+        raise ValueError(f"the gradebook {db_url} belongs to another course ({', '.join(others)}; this one is "
+                         f"{COURSE_ID!r}): nothing was written")
+
+
 def _worker_command() -> list[str]:
     argv = [sys.executable, "-m", "autograder.worker", "--serve"]
     if jail.jail_available():
@@ -274,8 +299,6 @@ def _grade_in(worker: Worker, student: str, staged: Path, notes: list[str], out:
 
 def _commit(out: Path, db_url: str, result: dict, a: Assignment) -> None:
     """Copy a worker's feedback and autograded notebook into OUT and its scores into the class gradebook."""
-    from nbgrader.api import Gradebook
-    from sqlalchemy.exc import SAWarning
 
     student = result["student"]
     for kind, path in (("autograded", result.get("autograded")), ("feedback", result.get("feedback"))):
@@ -283,12 +306,22 @@ def _commit(out: Path, db_url: str, result: dict, a: Assignment) -> None:
         shutil.rmtree(target, ignore_errors=True)
         if path and Path(path).exists():
             shutil.copytree(Path(path).parent, target)
+    _write_to_gradebook(db_url, student, result["scores"], a)
+    committed = out / "feedback" / student / a.name / f"{a.notebook}.html"
+    result["feedback_sha256"] = hashlib.sha256(committed.read_bytes()).hexdigest() if committed.is_file() else None
+
+
+def _write_to_gradebook(db_url: str, student: str, scores: dict[str, float], a: Assignment) -> None:
+    """The student, their submission and every grade cell's automatic score, into the class gradebook."""
+    from nbgrader.api import Gradebook
+    from sqlalchemy.exc import SAWarning
+
     with Gradebook(db_url) as gb, warnings.catch_warnings():
         # nbgrader's add_submission triggers a harmless SQLAlchemy autoflush warning.
         warnings.simplefilter("ignore", SAWarning)
         gb.update_or_create_student(student)
         gb.update_or_create_submission(a.name, student)
-    if not write_scores(db_url, student, result["scores"], a.name, a.notebook):
+    if not write_scores(db_url, student, scores, a.name, a.notebook):
         raise RuntimeError(f"the gradebook has no submission of {student} after creating it")
 
 
@@ -374,6 +407,7 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
                                  assignment=a.name)
         cluster.check()
     check_gradebook(db_url)
+    check_course(out, db_url)
     # nbgrader runs `alembic` to create the gradebook: make the venv's scripts findable.
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     began, own_cpu = time.perf_counter(), _own_cpu()
@@ -410,6 +444,23 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
     if len(todo) < len(prints):
         log(f"{len(prints) - len(todo)} submission(s) unchanged since they were graded: kept")
     results.update({s: f["result"] for s, f in finished.items() if f is not None and "result" in f})
+    # The gradebook is checked against the grader's own results, not only its state files: another run
+    # (plain `nbgrader autograde`, which scores in the student's kernel) may have rewritten them.
+    for student in (s for s, f in finished.items() if f is not None and "result" in f):
+        changed = _gradebook_differs(db_url, student, results[student]["scores"], a)
+        if changed:
+            _write_to_gradebook(db_url, student, results[student]["scores"], a)
+            note = (f"the gradebook's automatic scores of {', '.join(changed)} had been changed outside this grader "
+                    "(by plain nbgrader autograde?): the grader's verdicts were written back")
+            problems[student].append(note)
+            log(f"{shown(names[student])}: {note}")
+        page = out / "feedback" / student / a.name / f"{a.notebook}.html"
+        kept = results[student].get("feedback_sha256")
+        if kept and (not page.is_file() or hashlib.sha256(page.read_bytes()).hexdigest() != kept):
+            note = (f"the feedback page of {student} was changed outside this grader (by plain nbgrader "
+                    f"generate_feedback?): delete {state / (student + '.json')} and grade again to restore it")
+            problems[student].append(note)
+            log(f"{shown(names[student])}: {note}")
     if cluster is not None:
         produced = cluster.results(todo, {s: (out / "intake" / s, staged[s].files, staged[s].notes) for s in todo})
     else:
@@ -472,6 +523,23 @@ def _own_cpu() -> float:
     """CPU seconds (user + system) this process has used so far, all its threads together."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _gradebook_differs(db_url: str, student: str, scores: dict[str, float], a: Assignment) -> list[str]:
+    """The grade cells whose automatic score in the gradebook is not the grader's (all of them when the
+    submission is missing there)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(db_url) as gb:
+        changed = []
+        for gid, score in scores.items():
+            try:
+                auto = gb.find_grade(gid, a.notebook, a.name, student).auto_score
+            except MissingEntry:
+                return list(scores)
+            if auto is None or abs(float(auto) - float(score)) > 1e-9:
+                changed.append(gid)
+    return changed
 
 
 def _register_ungraded(db_url: str, keys: list[str]) -> None:

@@ -30,7 +30,8 @@ CATEGORIES = [
 ]
 #: notes that make a submission worth an instructor's look even when it graded cleanly
 LOOK = r"renamed|grade cells were changed|not a valid notebook|NOT GRADED|grader failed|worker failed|not taken|" \
-       r"not graded|symbolic link|time limit|printed more than|memory limit|removed from this page"
+       r"not graded|symbolic link|time limit|printed more than|memory limit|removed from this page|" \
+       r"changed outside this grader"
 
 
 def md_text(text: str, limit: int = 200) -> str:

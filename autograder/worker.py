@@ -44,6 +44,7 @@ from . import jail
 from .cgroups import CgroupLimits, SubmissionCgroup
 from .extract import grade_id
 
+COURSE_ID = "arflow"  # the course id in every gradebook the grader writes (as in nbgrader_config.py)
 PROCESS_ID = secrets.token_hex(6)  # this worker process (PIDs repeat: each worker is PID 1 of its namespace)
 
 
@@ -152,7 +153,7 @@ def nbgrader_api(root: Path, db_url: str, limits: GradingLimits = GradingLimits(
     config = Config()
     cd = config.CourseDirectory
     cd.root = str(root)
-    cd.course_id = "arflow"
+    cd.course_id = COURSE_ID
     cd.source_directory, cd.release_directory = "source", "release"
     cd.submitted_directory, cd.autograded_directory, cd.feedback_directory = "submitted", "autograded", "feedback"
     cd.db_url = db_url
@@ -180,8 +181,9 @@ def nbgrader_api(root: Path, db_url: str, limits: GradingLimits = GradingLimits(
 
 
 def write_scores(db_url: str, student: str, scores: dict[str, float], assignment: str, notebook: str) -> bool:
-    """Set every grade cell's score in a gradebook (the verdicts from outside the kernel); False if
-    the gradebook holds no submission of this student."""
+    """Set every grade cell's automatic score in a gradebook (the verdicts from outside the kernel); False
+    if the gradebook holds no submission of this student. An instructor's manual score (formgrader) is
+    kept: nbgrader counts it instead of the automatic one, through any regrade."""
     from nbgrader.api import Gradebook, MissingEntry
 
     with Gradebook(db_url) as gb:
@@ -192,7 +194,6 @@ def write_scores(db_url: str, student: str, scores: dict[str, float], assignment
         for gid, score in scores.items():
             grade = gb.find_grade(gid, notebook, assignment, student)
             grade.auto_score = score
-            grade.manual_score = None
             grade.needs_manual_grade = False
         gb.db.commit()
     return True
@@ -411,6 +412,9 @@ def _grade_one(spec: dict, limits: GradingLimits, student: str, root: Path) -> d
             notes.append(f"{disarmed} active element(s) of the notebook (scripts, JavaScript outputs, event "
                          "handlers, script links) were removed from this page for safety")
         res = api.generate_feedback(ASSIGNMENT, student, force=True)
+        for extra in feedback.parent.iterdir() if feedback.parent.is_dir() else []:
+            if extra != feedback and extra.is_file():  # nbgrader copies the weights too: feedback is one page
+                extra.unlink()
         if not res["success"] or not feedback.exists():
             notes.append("nbgrader could not render the feedback; a plain page was written")
             plain_feedback(feedback, student, reports, notes, total, max_total, ASSIGNMENT)
@@ -466,9 +470,20 @@ def serve() -> int:
     return 0
 
 
+def quiet_nbgrader_warnings() -> None:
+    """nbgrader's gradebook triggers SQLAlchemy autoflush warnings (harmless: the objects are added a
+    line later) on every submission: they would fill the workers' logs and hide what matters."""
+    import warnings
+
+    from sqlalchemy.exc import SAWarning
+
+    warnings.filterwarnings("ignore", category=SAWarning, module=r"nbgrader\.")
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    quiet_nbgrader_warnings()
     if argv == ["--serve"]:
         return serve()
     run_spec(Path(argv[0]), Path(argv[1]))

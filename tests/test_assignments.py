@@ -45,3 +45,15 @@ def test_an_unknown_assignment_is_refused_before_grading(tmp_path):
     assert main(["--assignment", "12_nope", "--submitted", str(tmp_path / "submitted"),
                  "--out", str(tmp_path / "out")]) == 2
     assert not (tmp_path / "out").exists()  # nothing was written
+
+
+@pytest.mark.slow
+def test_validate_exits_non_zero_when_validation_fails(tmp_path, capsys):
+    """`nbgrader validate` exits 0 even when tests fail; `python -m autograder validate` says it with its status."""
+    from autograder.validate import main
+
+    release = tmp_path / "pixelcnn.ipynb"
+    release.write_bytes(load("10_ar").release.read_bytes())  # the stubs raise NotImplementedError
+    assert main([str(release)]) == 1
+    assert "NOT VALID" in capsys.readouterr().out
+    assert main([str(tmp_path / "missing.ipynb")]) == 2

@@ -190,7 +190,7 @@ def test_the_trained_model_check_keeps_copies_and_the_same_bits_per_dim():
     logp = torch.log_softmax(torch.from_numpy(y).double(), dim=1)  # the former computation, all at once
     real = idx[idx < N]
     expected = -float(logp[real].gather(1, torch.from_numpy(images[real, 0])[:, None]).sum())
-    assert abs(nll - expected) < 1e-9 * abs(expected)
+    assert abs(nll - expected) < 1e-6 * abs(expected)  # a float32 log-softmax, summed in float64
     r = int(np.nonzero(idx >= N)[0][0])
     k = int(idx[r]) - N
     assert np.array_equal(logp_at[("s", k)], logp[idx[r], :, pos[k] // 5, pos[k] % 5].numpy())

@@ -34,7 +34,7 @@ LAYERS = {
     "arflow.data": 1,
     "arflow.models": 2,
     "arflow.analysis": 3, "arflow.evaluate": 3,
-    "arflow.viz": 4,
+    "arflow.viz": 4, "arflow.checks": 4,
     "arflow.train": 5,
     "arflow.notebook": 6, "arflow.assignment_checks": 6, "arflow.bench": 6, "arflow.benchmarks": 6,
     "arflow.exercises": 6, "arflow.plotting": 6, "arflow.training": 6,

@@ -193,7 +193,7 @@ def test_the_trained_model_check_keeps_copies_and_the_same_bits_per_dim():
     assert abs(nll - expected) < 1e-6 * abs(expected)  # a float32 log-softmax, summed in float64
     r = int(np.nonzero(idx >= N)[0][0])
     k = int(idx[r]) - N
-    assert np.array_equal(logp_at[("s", k)], logp[idx[r], :, pos[k] // 5, pos[k] % 5].numpy())
+    assert np.allclose(logp_at[("s", k)], logp[idx[r], :, pos[k] // 5, pos[k] % 5].numpy(), rtol=0, atol=1e-5)
 
 
 # --------------------------------------------------------------------------- a real box

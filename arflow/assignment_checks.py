@@ -13,10 +13,7 @@ that writes to stderr).
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
-import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -26,25 +23,10 @@ import torch.nn as nn
 from arflow.analysis.gradients import gradient_field
 from arflow.checks import pixelcnn as _pc
 from arflow.checks import pixelcnn_probes
-from arflow.checks.box import LocalBox
+from arflow.checks.box import LocalBox, quiet
 from arflow.checks.result import CheckResult
 from arflow.viz.primitives import draw_grid_values
 from arflow.viz.receptive_fields import show_mask, show_receptive_field
-
-
-@contextlib.contextmanager
-def quiet():
-    """Capture stderr and warnings inside the block, then print them on stdout."""
-    buffer = io.StringIO()
-    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(buffer):
-        warnings.simplefilter("always")
-        try:
-            yield
-        finally:
-            text = buffer.getvalue().strip()
-            messages = [f"{w.category.__name__}: {w.message}" for w in caught]
-            if text or messages:
-                print("(stderr / warnings from your code, shown here:)", *messages, text[-2000:], sep="\n")
 
 
 def _show(fig) -> None:

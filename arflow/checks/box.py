@@ -9,6 +9,9 @@ the kernel it runs in; the hardened grader asks the same questions of a jailed p
 from __future__ import annotations
 
 import builtins
+import contextlib
+import io
+import warnings
 from types import ModuleType
 
 import numpy as np
@@ -18,6 +21,22 @@ from . import protocol
 #: Python's own exception classes: the only type names a hidden check's reason may repeat.
 BUILTIN_EXCEPTIONS = frozenset(name for name, obj in vars(builtins).items()
                                if isinstance(obj, type) and issubclass(obj, BaseException))
+
+
+@contextlib.contextmanager
+def quiet():
+    """Capture stderr and warnings inside the block, then print them on stdout: nbgrader gives no points
+    to a grade cell that writes to stderr, and a student's warning or progress bar must not cost them."""
+    buffer = io.StringIO()
+    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(buffer):
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            text = buffer.getvalue().strip()
+            messages = [f"{w.category.__name__}: {w.message}" for w in caught]
+            if text or messages:
+                print("(stderr / warnings from your code, shown here:)", *messages, text[-2000:], sep="\n")
 
 
 class StudentError(RuntimeError):

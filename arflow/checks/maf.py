@@ -15,14 +15,11 @@ the 14 x 14 digit.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
-import warnings
 
 import numpy as np
 
-from .box import LocalBox, StudentError
+from .box import LocalBox, StudentError, quiet
 from .result import CheckResult
 
 #: The logit transform's margin (RealNVP's): y in [0, 1] -> logit(ALPHA + (1 - 2 ALPHA) y).
@@ -415,22 +412,6 @@ def _draw(result: CheckResult):
         return draw_dependency(data["jac"], data["ordering"],
                                title=f"Your MAFLayer: dz/dx of one example (log_det {data['log_det']:.3f} nats)")
     return None
-
-
-@contextlib.contextmanager
-def quiet():
-    """Capture stderr and warnings inside the block, then print them on stdout (nbgrader gives no
-    points to a grade cell that writes to stderr)."""
-    buffer = io.StringIO()
-    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(buffer):
-        warnings.simplefilter("always")
-        try:
-            yield
-        finally:
-            text = buffer.getvalue().strip()
-            messages = [f"{w.category.__name__}: {w.message}" for w in caught]
-            if text or messages:
-                print("(stderr / warnings from your code, shown here:)", *messages, text[-2000:], sep="\n")
 
 
 def run_visible(grade_id: str, namespace: dict, weights: str | None = None, draw: bool = True) -> CheckResult:

@@ -85,10 +85,58 @@ def _grade_table(db_url: str, entries: list[Entry], flags: dict[str, str],
                     row[gid] = float(gb.find_grade(gid, a.notebook, a.name, entry.key).score)
                 except MissingEntry:
                     row[gid] = 0.0
-            row["total"] = sum(row[g] for g in grade_ids)
+            try:
+                penalty = gb.find_submission_notebook(a.notebook, a.name, entry.key).late_submission_penalty
+            except MissingEntry:
+                penalty = None
+            row["late_penalty"] = float(penalty or 0.0)
+            # as nbgrader's own export: the cells' points minus the late penalty, never below 0
+            row["total"] = max(0.0, sum(row[g] for g in grade_ids) - row["late_penalty"])
             row["max_total"] = sum(maxima.values())
             rows.append(row)
-    return ["student_id", "flag", *grade_ids, "total", "max_total"], rows
+    return ["student_id", "flag", *grade_ids, "late_penalty", "total", "max_total"], rows
+
+
+def course_late_policy():
+    """The late-penalty policy of ``nbgrader_config.py`` (``LatePenaltyPlugin``: the one plain nbgrader applies)."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from .late import LatePenaltyPlugin
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO)).load_config()
+    return LatePenaltyPlugin(config=config).policy()
+
+
+def _apply_late_penalties(db_url: str, a: Assignment, timestamps: dict[str, str | None]) -> dict[str, float]:
+    """Each graded submission's late penalty, as plain nbgrader stores it: its ``timestamp.txt`` against
+    the assignment's due date in the gradebook (``nbgrader db assignment add A --duedate=...``), the
+    course's policy (:func:`course_late_policy`). Recomputed on every run: the due date may change."""
+    from datetime import datetime
+
+    from nbgrader.api import Gradebook, MissingEntry
+
+    from .late import late_penalty
+
+    policy, penalties = course_late_policy(), {}
+    with Gradebook(db_url) as gb:
+        try:
+            due = gb.find_assignment(a.name).duedate
+        except MissingEntry:
+            return {}
+        for student, stamp in timestamps.items():
+            try:
+                submission = gb.find_submission(a.name, student)
+                notebook = gb.find_submission_notebook(a.notebook, a.name, student)
+            except MissingEntry:
+                continue
+            when = datetime.fromisoformat(stamp) if stamp else None
+            submission.timestamp = when
+            late = (when - due).total_seconds() if when is not None and due is not None else 0.0
+            notebook.late_submission_penalty = (late_penalty(notebook.score, notebook.max_score, late, policy)
+                                                if late > 0 else None)
+            penalties[student] = float(notebook.late_submission_penalty or 0.0)
+        gb.db.commit()
+    return penalties
 
 
 def csv_safe(value):
@@ -495,6 +543,12 @@ def grade(submitted: str | Path, out: str | Path, jobs: int = 1, db_url: str | N
 
         log(summary_line(cluster.attempts))
     _register_ungraded(db_url, [s for s in students if s not in prints])
+    penalties = _apply_late_penalties(db_url, a, {s: staged[s].timestamp for s in prints
+                                                  if s in results and "scores" in results[s]})
+    for student, penalty in penalties.items():
+        if penalty:
+            problems[student].append(f"submitted late: {penalty:g} point(s) off (the late policy of "
+                                     "nbgrader_config.py)")
     header, rows = _grade_table(db_url, entries, flags, a)
     write_grades_csv(out / "grades.csv", header, rows)
     hidden = {s: {gid: {"score": r["scores"][gid], "max": r["max"][gid], "report": r["reports"][gid],

@@ -55,6 +55,7 @@ class Taken:
 
     files: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    timestamp: str | None = None  # nbgrader's timestamp.txt (when it was submitted), for late penalties
 
 
 def student_key(name: str) -> str:
@@ -193,6 +194,8 @@ def _take_files(folder_fd: int, assignment: str, notebook: str, dest: Path, limi
                 taken.notes.append(f"more than {limits.listed_entries} entries in {assignment}/: "
                                    "the rest not looked at")
                 break
+            if item.name == TIMESTAMP:
+                continue  # nbgrader's own file, read below
             if item.name in (wanted_nb, wanted_weights) or item.name.endswith(".ipynb"):
                 if item.is_symlink():
                     links.append(item.name)
@@ -209,6 +212,7 @@ def _take_files(folder_fd: int, assignment: str, notebook: str, dest: Path, limi
     if others:
         taken.notes.append(f"{others} other file(s) or folder(s) in {assignment}/ were ignored (only {wanted_nb} "
                            f"and {wanted_weights} are graded)")
+    taken.timestamp = _read_timestamp(folder_fd, taken)
     chosen = wanted_nb if wanted_nb in notebooks else None
     if chosen is None and len(notebooks) == 1:
         chosen = notebooks[0]
@@ -251,6 +255,28 @@ def _take_files(folder_fd: int, assignment: str, notebook: str, dest: Path, limi
     taken.files[wanted_weights] = dest / wanted_weights
 
 
+TIMESTAMP = "timestamp.txt"  # written by nbgrader collect/submit: when the student submitted
+
+
+def _read_timestamp(folder_fd: int, taken: Taken) -> str | None:
+    """The submission time in nbgrader's ``timestamp.txt`` (a regular file of at most 256 bytes that
+    nbgrader can parse), as ISO text; None when absent, with a note when it is unusable."""
+    from nbgrader.utils import parse_utc
+
+    try:
+        data, _ = _read_regular(TIMESTAMP, folder_fd, 256)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        taken.notes.append(f"{TIMESTAMP} could not be read (a link or not a file): the submission counts as on time")
+        return None
+    try:
+        return parse_utc(data.decode("utf-8").strip()).isoformat() if data is not None else None
+    except (UnicodeDecodeError, ValueError, TypeError, OverflowError):
+        taken.notes.append(f"{TIMESTAMP} does not hold a time nbgrader can read: the submission counts as on time")
+        return None
+
+
 class IntakeError(RuntimeError):
     """Nothing of this submission can be graded; the message says why, for the feedback."""
 
@@ -264,4 +290,6 @@ def fingerprint(staged: Taken, grader_files: list[Path]) -> str:
         digest.update(b"taken\0" + name.encode() + b"\0" + hashlib.sha256(staged.files[name].read_bytes()).digest())
     for note in staged.notes:
         digest.update(b"note\0" + note.encode())
+    if staged.timestamp:
+        digest.update(b"timestamp\0" + staged.timestamp.encode())
     return digest.hexdigest()

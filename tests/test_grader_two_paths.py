@@ -99,3 +99,33 @@ def test_a_course_directory_without_its_gradebook_or_of_another_course_is_refuse
     with pytest.raises(ValueError, match=r"belongs to another course \(stats101"):
         grade(submitted, tmp_path / "out", db_url=f"sqlite:///{other}", log=lambda *a: None)
     assert other.read_bytes() == before
+
+
+def test_the_grader_applies_the_courses_late_policy_as_plain_nbgrader_does(tmp_path):
+    from datetime import datetime, timedelta
+
+    from autograder.grade import course_late_policy
+    from autograder.late import late_penalty
+
+    submitted, out = tmp_path / "submitted", tmp_path / "out"
+    due = datetime(2030, 5, 1, 23, 59)
+    for student, when in (("late", due + timedelta(days=1, hours=12)), ("ontime", due - timedelta(hours=1))):
+        shutil.copytree(AR.samples / "partial", submitted / student)
+        (submitted / student / AR.name / "timestamp.txt").write_text(when.strftime("%Y-%m-%d %H:%M:%S.%f UTC"))
+    db = f"sqlite:///{out / 'gradebook.db'}"
+    grade(submitted, out, jobs=2, seed=1, log=lambda *a: None)
+    assert float(_csv(out)["late"]["late_penalty"]) == 0  # no due date yet
+    with Gradebook(db) as gb:
+        gb.update_or_create_assignment(AR.name, duedate=due)
+    summary = grade(submitted, out, jobs=2, seed=1, log=lambda *a: None)
+    assert summary["graded_now"] == []  # nothing graded again: the penalty follows the due date
+    # 1.5 days late: 2 started days x 10 % of the 23 points (grace 15 min, zero after 7 days)
+    assert late_penalty(10, 23, 1.5 * 86400, course_late_policy()) == pytest.approx(4.6)
+    rows = _csv(out)
+    assert float(rows["late"]["late_penalty"]) == pytest.approx(4.6)
+    assert float(rows["late"]["total"]) == pytest.approx(10 - 4.6)
+    assert float(rows["ontime"]["late_penalty"]) == 0 and float(rows["ontime"]["total"]) == 10
+    with Gradebook(db) as gb:
+        assert gb.find_submission_notebook(AR.notebook, AR.name, "late").late_submission_penalty == pytest.approx(4.6)
+        assert gb.find_submission(AR.name, "late").timestamp == due + timedelta(days=1, hours=12)
+    assert any("submitted late" in p for p in summary["problems"]["late"])

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-REPO = Path(__file__).resolve().parent.parent
-FOLDER = Path(__file__).resolve().parent / "assignments"
+from .paths import REPO
+
+FOLDER = REPO / "autograder" / "assignments"
 
 
 class SpecError(ValueError):

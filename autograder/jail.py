@@ -41,10 +41,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from .cgroups import SubmissionCgroup
+from .paths import REPO
 
 FIRST_UID = 61000  # jailed uids are FIRST_UID + slot; none of them owns anything on the machine
 JAIL_WORKDIR = "/mnt/arflow-work"  # the working folder as the jailed command sees it
-COURSE = Path(__file__).resolve().parents[1]
+COURSE = REPO
 #: the only parts of the course a jailed command sees (read-only): the library the assignment imports
 COURSE_ALLOWED = ("arflow",)
 #: /etc files copied into the jail's synthetic /etc (the dynamic linker needs its cache)

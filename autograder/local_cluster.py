@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from .paths import REPO
 
 
 def find_binary() -> str | None:

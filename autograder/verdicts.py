@@ -62,10 +62,15 @@ def _call(check, box, seed: int | None, limit: int | None) -> CheckResult:
 
 def run_checks(assignment: Assignment, cells: list[dict], weights: str | Path | None, seed: int | None = None,
                limit: int | None = None, timeout: float = 120.0, total_timeout: float = 900.0,
-               visible_too: bool = True, max_weights_bytes: int = 20 * 2**20) -> dict[str, CheckResult]:
+               visible_too: bool = True, max_weights_bytes: int | None = None) -> dict[str, CheckResult]:
     """Run every check (the visible tests' verdicts too, unless ``visible_too=False``) against one
     submission's cells and weights file, in one black box. ``timeout`` bounds each probe,
-    ``total_timeout`` the whole box (restarts included)."""
+    ``total_timeout`` the whole box (restarts included); ``max_weights_bytes`` defaults to
+    :class:`autograder.worker.GradingLimits`' ``file_bytes``."""
+    if max_weights_bytes is None:
+        from .worker import GradingLimits
+
+        max_weights_bytes = GradingLimits().file_bytes
     ids = assignment.grade_ids() if visible_too else tuple(assignment.plan)
     results: dict[str, CheckResult] = {}
     weights_note = ""

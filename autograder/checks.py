@@ -500,11 +500,6 @@ CHECKS = {"hidden_masked_conv": check_masked_conv, "hidden_pixelcnn": check_pixe
           "hidden_loss_fn": check_loss_fn, "hidden_generate": check_generate}
 
 
-def all_ids() -> tuple[str, ...]:
-    """Every grade cell the grader scores: the visible tests' and the hidden ones'."""
-    return (*visible.VISIBLE, *HIDDEN_IDS)
-
-
 #: Why torch refused a weights file, by a phrase of its message: the reason then is the grader's.
 LOAD_REASONS = (("Weights only load failed", "torch.load(weights_only=True) refused the file: it holds more than "
                  "tensors (Weights only load failed)"),

@@ -17,8 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
-from arflow.checks.pixelcnn import VISIBLE_KIND
-from arflow.checks.result import CheckResult
+from arflow.checks.result import VISIBLE_KIND, CheckResult
 
 from .assignment import Assignment
 from .sandbox import BUILTIN_EXCEPTIONS, Box, BoxError, BoxStartError, StudentError

@@ -20,14 +20,13 @@ import math
 import numpy as np
 
 from .box import LocalBox, StudentError, quiet
-from .result import CheckResult
+from .result import VISIBLE_KIND, CheckResult
 
 #: The logit transform's margin (RealNVP's): y in [0, 1] -> logit(ALPHA + (1 - 2 ALPHA) y).
 ALPHA = 0.05
 SIDE = 14
 D_DIGITS = SIDE * SIDE
 LN2 = math.log(2.0)
-VISIBLE_KIND = "visible tests"
 #: grade id -> (title, points, what it checks): the visible grade cells (all or nothing).
 VISIBLE = {
     "test_made_masks": ("made_masks", 1, "shapes, 0/1 values, autoregressive and fully connected for two "

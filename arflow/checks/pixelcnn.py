@@ -20,9 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .box import StudentError
-from .result import CheckResult
+from .result import VISIBLE_KIND, CheckResult
 
-VISIBLE_KIND = "visible tests, judged again by the grader outside your notebook"
 #: grade id -> (title, points, what the visible test checks)
 VISIBLE = {
     "test_masked_conv": ("MaskedConv2d", 2, "output shape, masks for k = 3 and 5, the mask after Adam steps"),

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+#: The ``kind`` of a visible grade cell's verdict (shown in its report; the default kind is a hidden cell's).
+VISIBLE_KIND = "visible tests, judged again by the grader outside your notebook"
+
 
 @dataclass
 class SubCheck:

@@ -35,7 +35,7 @@ from types import ModuleType
 import numpy as np
 
 from arflow.checks import protocol
-from arflow.checks.box import BUILTIN_EXCEPTIONS, StudentError, student_error
+from arflow.checks.box import BUILTIN_EXCEPTIONS, ProbeCaller, StudentError
 
 from .jail import Jail, Limits
 
@@ -112,7 +112,7 @@ class BoxError(RuntimeError):
         self.log = log
 
 
-class Box:
+class Box(ProbeCaller):
     """A running student process. Use as a context manager; ``request`` sends one probe."""
 
     def __init__(self, cells: list[dict], probes: ModuleType, weights: str | os.PathLike | None = None,
@@ -254,13 +254,6 @@ class Box:
             if "callback" not in reply:
                 return reply, out
             self._send(*on_callback(reply, out))
-
-    def call(self, header: dict, arrays: dict | None = None, timeout: float | None = None):
-        """Like ``request`` but raises :class:`StudentError` when the student's code raised."""
-        reply, out = self.request(header, arrays, timeout)
-        if not reply.get("ok"):
-            raise student_error(self.probes, header.get("op"), reply)
-        return reply, out
 
     # ------------------------------------------------------------------ lifetime
     def close(self) -> None:

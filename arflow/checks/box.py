@@ -74,7 +74,21 @@ def student_error(probes: ModuleType, op: str | None, reply: dict) -> StudentErr
     return StudentError(reason, str(reply.get("error", "unknown error"))[:500])
 
 
-class LocalBox:
+class ProbeCaller:
+    """``call``, for a box with ``probes`` (the assignment's probes module) and ``request``: the
+    in-process :class:`LocalBox` and the grader's jailed box (``autograder.sandbox.Box``)."""
+
+    probes: ModuleType
+
+    def call(self, header: dict, arrays: dict | None = None, timeout: float | None = None):
+        """Like ``request`` but raises :class:`StudentError` when the student's code raised."""
+        reply, out = self.request(header, arrays, timeout)
+        if not reply.get("ok"):
+            raise student_error(self.probes, header.get("op"), reply)
+        return reply, out
+
+
+class LocalBox(ProbeCaller):
     """Answers probes with the objects in ``namespace`` (a notebook's ``globals()``).
 
     ``probes`` is the assignment's probes module; ``weights`` the path of the weights file the
@@ -112,13 +126,6 @@ class LocalBox:
         finally:
             self._on_callback = None
         return reply, _copy(out or {})
-
-    def call(self, header: dict, arrays: dict | None = None, timeout: float | None = None):
-        """Like ``request`` but raises :class:`StudentError` when the student's code raised."""
-        reply, out = self.request(header, arrays, timeout)
-        if not reply.get("ok"):
-            raise student_error(self.probes, header.get("op"), reply)
-        return reply, out
 
     def close(self) -> None:
         pass

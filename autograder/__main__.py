@@ -1,9 +1,32 @@
 """``python -m autograder {release,course,grade,validate,worker,demo,calibrate,export,similarity}``.
 
-The instructor's commands (see README.md).
+The instructor's commands (see README.md). ``calibrate [--assignment NAME] ...`` runs the
+assignment's own calibration, ``autograder/assignments/<NAME>/calibrate.py`` (default 10_ar).
 """
 
+import importlib
 import sys
+
+
+def calibrate(argv: list[str]) -> int:
+    """``calibrate [--assignment NAME] ...``: ``main(...)`` of ``autograder.assignments.<NAME>.calibrate``."""
+    import argparse
+
+    from .assignment import FOLDER, names
+
+    parser = argparse.ArgumentParser(prog="python -m autograder calibrate", add_help=False)
+    parser.add_argument("--assignment", default="10_ar")
+    args, rest = parser.parse_known_args(argv)
+    name = args.assignment
+    if name not in names():
+        print(f"calibrate: no assignment {name!r} (known: {', '.join(names()) or 'none'})", file=sys.stderr)
+        return 2
+    module = f"autograder.assignments.{name}.calibrate"
+    if not (FOLDER / name / "calibrate.py").is_file():
+        print(f"calibrate: assignment {name} has no calibration (no autograder/assignments/{name}/calibrate.py)",
+              file=sys.stderr)
+        return 2
+    return importlib.import_module(module).main(rest)
 
 
 def main(argv=None) -> int:
@@ -29,8 +52,8 @@ def main(argv=None) -> int:
         from .lms import main as run
     elif command == "similarity":  # the class's similarity report
         from .similarity import main as run
-    else:
-        from .calibrate import main as run
+    else:  # the assignment's own calibration
+        run = calibrate
     return run(rest)
 
 

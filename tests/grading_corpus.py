@@ -2,7 +2,7 @@
 
 Like nbgrader's own fixture notebooks, every scenario is generated from the *released* notebook
 (``assignments/10_ar/pixelcnn.ipynb``) with the solution cells filled from the solution
-(:func:`autograder.make_samples.solution_sources`, or one of its typical ``MISTAKES``), so the
+(:func:`autograder.assignments.10_ar.make_samples.solution_sources`, or one of its typical ``MISTAKES``), so the
 corpus follows the assignment when it changes. A scenario writes one student's ``10_ar/`` folder
 (notebook, weights, extra files) and says which total (of 23) the grader must give it and which
 words its reasons must contain.
@@ -30,6 +30,7 @@ from __future__ import annotations
 import ast
 import copy
 import hashlib
+import importlib
 import io
 import operator
 import os
@@ -49,7 +50,9 @@ import torch
 
 from autograder.assignment import load as _load_assignment
 from autograder.extract import grade_id
-from autograder.make_samples import MISTAKES, solution_sources
+
+_make_samples = importlib.import_module("autograder.assignments.10_ar.make_samples")
+MISTAKES, solution_sources = _make_samples.MISTAKES, _make_samples.solution_sources
 
 RELEASE = _load_assignment("10_ar").release
 SOLUTIONS = _load_assignment("10_ar").solution_names
@@ -257,7 +260,7 @@ def _huge_weights(path: Path, megabytes: int = 30) -> None:
 
 def _wrong_arch_weights(path: Path) -> None:
     """A PixelCNN(n_channels=64) state dict: the same keys as the default PixelCNN(), other shapes."""
-    from autograder import reference
+    reference = importlib.import_module("autograder.assignments.10_ar.reference")
 
     with torch.random.fork_rng():
         torch.manual_seed(0)
@@ -297,26 +300,41 @@ except Exception:
 """
 
 PATCH_AUTOGRADER = """
+import importlib
 import json
 import sys
 import types
 
 _FULL = {"hidden_masked_conv": 3, "hidden_pixelcnn": 3, "hidden_loss_fn": 2, "hidden_generate": 3,
          "hidden_trained_model": 5}
-try:
-    import autograder.checks as _real_checks
-    _real_checks.run_hidden_checks = lambda *a, **k: dict(_FULL)
+_CHECKS = "autograder.assignments.10_ar.checks"
+
+
+def _full_marks(*args, **kwargs):
+    return dict(_FULL)
+
+
+try:  # the grader's own modules, where they can be imported: every check and the threshold
+    _real_checks = importlib.import_module(_CHECKS)
     _real_checks.BPD_THRESHOLD = float("inf")
+    for _gid in list(_real_checks.CHECKS):
+        _real_checks.CHECKS[_gid] = _full_marks
+    importlib.import_module("autograder.verdicts").run_checks = _full_marks
 except Exception:
     pass
-try:
-    _fake = types.ModuleType("autograder")
-    _fake.__path__ = []
-    _fake_checks = types.ModuleType("autograder.checks")
-    _fake_checks.run_hidden_checks = lambda *a, **k: dict(_FULL)
-    _fake_checks.BPD_THRESHOLD = float("inf")
-    _fake.checks = _fake_checks
-    sys.modules["autograder"], sys.modules["autograder.checks"] = _fake, _fake_checks
+try:  # else fakes of them, with full marks
+    _checks = types.ModuleType(_CHECKS)
+    _checks.BPD_THRESHOLD = float("inf")
+    _checks.CHECKS = {gid: _full_marks for gid in _FULL}
+    _verdicts = types.ModuleType("autograder.verdicts")
+    _verdicts.run_checks = _full_marks
+    _packages = [types.ModuleType(name) for name in ("autograder", "autograder.assignments",
+                                                     "autograder.assignments.10_ar")]
+    for _package, _child in zip(_packages, [*_packages[1:], _checks]):
+        _package.__path__ = []
+        setattr(_package, _child.__name__.rsplit(".", 1)[1], _child)
+    _packages[0].verdicts = _verdicts
+    sys.modules.update({_module.__name__: _module for _module in (*_packages, _checks, _verdicts)})
 except Exception:
     pass
 try:  # every JSON message gets full marks
@@ -342,18 +360,18 @@ def _borrow_reference():
     wanted = ("MaskedConv2d", "PixelCNN", "loss_fn", "generate")
     try:
         import importlib
-        module = importlib.import_module("autograder.reference")
+        module = importlib.import_module("autograder.assignments.10_ar.reference")
         globals().update({name: getattr(module, name) for name in wanted})
     except Exception:
         pass
     texts = []
     try:
-        with open(os.path.join($repo, "autograder", "reference.py")) as handle:
+        with open(os.path.join($repo, "autograder", "assignments", "10_ar", "reference.py")) as handle:
             texts.append(handle.read())
     except Exception:
         pass
     try:
-        texts.append(subprocess.run(["git", "-C", $repo, "show", "HEAD:autograder/reference.py"],
+        texts.append(subprocess.run(["git", "-C", $repo, "show", "HEAD:autograder/assignments/10_ar/reference.py"],
                                     capture_output=True, text=True, timeout=10).stdout)
     except Exception:
         pass
@@ -376,7 +394,8 @@ def _borrow_reference():
         except Exception:
             pass
     try:
-        shutil.copyfile(os.path.join($repo, "autograder", "samples", "reference", "10_ar", "pixelcnn.pth"),
+        shutil.copyfile(os.path.join($repo, "autograder", "assignments", "10_ar", "samples", "reference", "10_ar",
+                                     "pixelcnn.pth"),
                         "pixelcnn.pth")
     except Exception:
         pass
@@ -783,8 +802,9 @@ SCENARIOS: list[Scenario] = [
       "Tensor.__ne__ all False.", 11, "", _hostile("mask_centre", CENTRE, "masked_conv", _static(PATCH_TORCH_NUMPY))),
     S("patch_ipython", "mask_centre code and weights; an IPython custom exception handler that hides every error.", 11,
       "", _hostile("mask_centre", CENTRE, "masked_conv", _static(PATCH_IPYTHON))),
-    S("patch_autograder", "Partial code; imports or fakes autograder.checks with full marks, adds scores to every "
-      "json.dumps.", 10, "", _hostile("partial", None, "masked_conv", _static(PATCH_AUTOGRADER))),
+    S("patch_autograder", "Partial code; imports or fakes the grader's checks (autograder.assignments.10_ar.checks, "
+      "autograder.verdicts) with full marks, adds scores to every json.dumps.", 10, "",
+      _hostile("partial", None, "masked_conv", _static(PATCH_AUTOGRADER))),
     # ------------------------------------------------------------------ reading and writing what it must not
     S("read_reference", "Blank code; every solution cell tries to read and exec the autograder's reference, the "
       "instructor's notebook (also via git and the output folder) and copy the reference weights.", 0, "",
@@ -890,7 +910,8 @@ def _steal_from_disk():
     wanted = ("MaskedConv2d", "PixelCNN", "loss_fn", "generate")
     for root in [$decoy, $repo, os.path.join($repo, "graded")] + glob.glob("/var/tmp/*/*checkout*") \\
             + glob.glob("/work/*") + glob.glob("/root/*"):
-        for path in (os.path.join(root, "autograder", "reference.py"), os.path.join(root, "reference.py")):
+        for path in (os.path.join(root, "autograder", "assignments", "10_ar", "reference.py"),
+                     os.path.join(root, "reference.py")):
             try:
                 namespace = {"__name__": "stolen"}
                 exec(open(path).read(), namespace)
@@ -996,7 +1017,8 @@ def _build_steal_from_disk(folder: Path, ctx: Context) -> None:
     decoy = ctx.submitted.parent / "other-checkout"  # another checkout of the course on the same machine
     if not decoy.exists():
         (decoy / "autograder" / "assignments" / "10_ar" / "samples").mkdir(parents=True)
-        shutil.copyfile(ROOT / "autograder" / "reference.py", decoy / "autograder" / "reference.py")
+        shutil.copyfile(ROOT / "autograder" / "assignments" / "10_ar" / "reference.py",
+                        decoy / "autograder" / "assignments" / "10_ar" / "reference.py")
         shutil.copytree(SAMPLES / "reference", decoy / "autograder" / "assignments" / "10_ar" / "samples" / "reference")
         os.chmod(decoy.parent, 0o755)
     code = _template(STEAL_FROM_DISK, decoy=decoy, repo=ctx.repo)

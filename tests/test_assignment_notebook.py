@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import re
 from pathlib import Path
@@ -12,10 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from autograder import checks, reference
 from autograder.assignment import load as _load_assignment
 from autograder.extract import extract_cells as _extract_cells
 from autograder.release import generate, normalized
+
+checks = importlib.import_module("autograder.assignments.10_ar.checks")
+reference = importlib.import_module("autograder.assignments.10_ar.reference")
 
 RELEASE = _load_assignment("10_ar").release
 SOLUTIONS = _load_assignment("10_ar").solution_names
@@ -64,7 +67,7 @@ def test_each_part_has_a_solution_cell_then_a_visible_and_a_hidden_grade_cell(so
     points = {nbgrader_meta(c)["grade_id"]: nbgrader_meta(c)["points"] for c in source.cells
               if nbgrader_meta(c).get("grade")}
     for gid in checks.HIDDEN_IDS:  # the notebook's placeholder cells carry the hidden checks' points
-        assert points[gid] == checks.max_points(gid), gid
+        assert points[gid] == _load_assignment("10_ar").max_points(gid), gid
     assert sum(points.values()) == 23
 
 
@@ -224,7 +227,8 @@ def test_hidden_test_cells_run_the_graders_checks_and_are_not_released(source, r
     # Run against the reference: full points, as nbgrader's partial credit (the cell's last value).
     namespace = {"__name__": "__main__"}
     exec(compile(Path(reference.__file__).read_text(), "reference", "exec"), namespace)
-    assert run_hidden("10_ar", "hidden_loss_fn", namespace, seed=1) == checks.max_points("hidden_loss_fn")
+    assert run_hidden("10_ar", "hidden_loss_fn", namespace, seed=1) == _load_assignment("10_ar").max_points(
+        "hidden_loss_fn")
     namespace["loss_fn"] = lambda logits, x: reference.loss_fn(logits, x) + 1.0
     with pytest.raises(AssertionError, match="0 / 2 points"):
         run_hidden("10_ar", "hidden_loss_fn", namespace, seed=1)

@@ -6,6 +6,7 @@ as in grading; the verdicts are computed in this process.
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -13,9 +14,13 @@ import pytest
 import torch
 
 from arflow.checks import pixelcnn_probes
-from autograder import checks, reference
+from autograder.assignment import load
 from autograder.extract import PRELUDE
 from autograder.sandbox import Box as _Box
+from autograder.verdicts import run_checks
+
+checks = importlib.import_module("autograder.assignments.10_ar.checks")
+reference = importlib.import_module("autograder.assignments.10_ar.reference")
 
 
 def Box(cell_list, weights=None, **kwargs):  # noqa: N802 - a box of the PixelCNN assignment's probes
@@ -49,7 +54,7 @@ def reference_box():
 @pytest.mark.parametrize("check", ["hidden_masked_conv", "hidden_pixelcnn", "hidden_loss_fn", "hidden_generate"])
 def test_reference_gets_full_marks(reference_box, check):
     result = checks.CHECKS[check](reference_box, seed=3)
-    assert result.score == result.max_points == checks.max_points(check), result.report()
+    assert result.score == result.max_points == load("10_ar").max_points(check), result.report()
 
 
 BROKEN = {
@@ -212,7 +217,8 @@ numpy.array_equal = lambda *a, **k: True
 builtins.AssertionError = type("Nope", (Exception,), {})
 sys.modules.pop("autograder", None)
 try:
-    import autograder.reference as stolen  # the grader's own package: refused
+    import importlib
+    stolen = importlib.import_module("autograder.assignments.10_ar.reference")  # the grader's own package: refused
     MaskedConv2d, PixelCNN, loss_fn, generate = (stolen.MaskedConv2d, stolen.PixelCNN, stolen.loss_fn,
                                                  stolen.generate)
 except ImportError:
@@ -223,14 +229,15 @@ def loss_fn(logits, x):
 
 
 def test_cheats_gain_nothing(tmp_path):
-    results = checks.run_hidden_checks(cells(CHEAT), None, seed=1)
+    results = run_checks(load("10_ar"), cells(CHEAT), None, seed=1, visible_too=False)
     assert sum(r.score for r in results.values()) == 0, "\n".join(r.report() for r in results.values())
     # The grader's own comparisons are untouched by what the submission patched in its process.
     assert not torch.allclose(torch.zeros(1), torch.ones(1))
 
 
 def test_the_grader_package_cannot_be_imported_by_a_submission():
-    source = "import autograder.reference as r\nMaskedConv2d = r.MaskedConv2d\n"
+    source = ("import importlib\nr = importlib.import_module('autograder.assignments.10_ar.reference')\n"
+              "MaskedConv2d = r.MaskedConv2d\n")
     with Box(cells(source)) as box:
         assert "autograder" in box.hello["cell_errors"]["cell0"]
         result = checks.check_masked_conv(box, seed=1)
@@ -253,9 +260,11 @@ def test_trained_model_check_rejects_a_non_causal_model_and_accepts_the_referenc
 
 
 def test_failures_are_reported_not_raised():
-    results = checks.run_hidden_checks(cells("raise SystemExit(3)"), "/nonexistent/pixelcnn.pth", seed=0)
+    assignment = load("10_ar")
+    results = run_checks(assignment, cells("raise SystemExit(3)"), "/nonexistent/pixelcnn.pth", seed=0,
+                         visible_too=False)
     assert set(results) == set(checks.HIDDEN_IDS)
-    assert all(r.score == 0 and r.max_points == checks.max_points(gid) for gid, r in results.items())
+    assert all(r.score == 0 and r.max_points == assignment.max_points(gid) for gid, r in results.items())
     assert "not submitted" in results["hidden_trained_model"].report()
 
 
@@ -286,7 +295,7 @@ def test_the_submission_process_cannot_see_the_autograder_or_the_network():
     os.chmod(folder, 0o755)
     probe = (
         "import os, socket\n"
-        f"SEEN = {{'autograder': os.path.exists({str(Path(checks.__file__).parent)!r}),\n"
+        f"SEEN = {{'autograder': os.path.exists({str(Path(checks.__file__).parents[2])!r}),\n"
         f"        'gradebook': os.path.exists({str(secret)!r})}}\n"
         "try:\n"
         "    socket.create_connection(('1.1.1.1', 53), timeout=2)\n"

@@ -11,6 +11,7 @@ and replies whose size the grader bounds.
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import os
@@ -29,10 +30,11 @@ from test_grader_checks import REF_SOURCE, cells  # tests/ is on the path (conft
 from arflow.checks import pixelcnn_probes
 from arflow.checks.box import student_error as _student_error
 from arflow.checks.pixelcnn import ProbeSession, generate_with, visible_generate
-from autograder import checks
 from autograder.assignment import load
 from autograder.sandbox import Box, BoxError, StudentError
 from autograder.verdicts import run_checks
+
+checks = importlib.import_module("autograder.assignments.10_ar.checks")
 
 reply_cap = pixelcnn_probes.reply_cap
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 from pathlib import Path
 
@@ -72,10 +73,10 @@ def test_feedback_explains_hidden_failures_without_showing_hidden_code(graded):
 
 def test_the_reference_sample_passes_the_bits_per_dim_threshold(graded):
     _, summary = graded
-    from autograder.checks import BPD_THRESHOLD, REFERENCE_BPD
+    spec = importlib.import_module("autograder.assignments.10_ar.spec")
 
     bpd = summary["hidden"]["reference"]["hidden_trained_model"]["bits_per_dim"]
-    assert abs(bpd - REFERENCE_BPD) < 0.01 and bpd < BPD_THRESHOLD
+    assert abs(bpd - spec.REFERENCE_BPD) < 0.01 and bpd < spec.BPD_THRESHOLD
     assert summary["hidden"]["mask_centre"]["hidden_trained_model"]["score"] == 0
 
 

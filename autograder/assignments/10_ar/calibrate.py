@@ -1,11 +1,12 @@
-"""Calibrate the pass threshold of the trained-model check from the reference implementation.
+"""Calibrate the pass threshold of 10_ar's trained-model check from the reference implementation.
 
-``python -m autograder calibrate [--threads 2] [--save PATH]`` trains :class:`reference.PixelCNN`
-with the notebook's default settings (:data:`reference.DEFAULTS`, the same training loop as
-the notebook: ``arflow.training.fit``, Adam, the embedded MNIST train split), measures its test
-bits/dim on the grader-only digits (:mod:`autograder.heldout`, the digits the grader measures
-submissions on), and prints the threshold (reference + ``MARGIN``) to copy
-into :data:`autograder.checks.BPD_THRESHOLD` (and the notebook's text).
+``python -m autograder calibrate [--assignment 10_ar] [--threads 2] [--save PATH]`` trains
+:class:`reference.PixelCNN` with the notebook's default settings (:data:`reference.DEFAULTS`,
+the same training loop as the notebook: ``arflow.training.fit``, Adam, the embedded MNIST train
+split), measures its test bits/dim on the grader-only digits (:mod:`autograder.heldout`, the
+digits the grader measures submissions on), and prints the reference's bits/dim and the threshold
+(reference + ``MARGIN``) to copy into ``REFERENCE_BPD`` and ``BPD_THRESHOLD`` of this folder's
+``spec.py`` (and the notebook's text).
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import torch
 from arflow.data import make_loader, mnist, to_float
 from arflow.training import fit
 from arflow.utils import seed_everything
+from autograder.heldout import grader_digits
 
 from . import reference
-from .heldout import grader_digits
 
 MARGIN = 0.10  # 10 % above the reference's bits/dim
 
@@ -54,7 +55,7 @@ def train_reference(settings: dict | None = None, progress: bool = True, eval_ev
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m autograder calibrate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m autograder calibrate --assignment 10_ar", description=__doc__)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--save", default=None, help="also save the reference state_dict here")
     parser.add_argument("--eval-every", type=int, default=0)

@@ -1,6 +1,6 @@
-"""Build the sample submissions in ``autograder/assignments/10_ar/samples/``.
+"""Build the sample submissions of assignment 10_ar in ``autograder/assignments/10_ar/samples/``.
 
-``python -m autograder.make_samples REF_WEIGHTS``
+``python -m autograder.assignments.10_ar.make_samples REF_WEIGHTS``
 
 Each sample is the released notebook with its solution cells filled in (the reference
 solution, or the reference with one typical mistake) and, for some, a weights file. Their
@@ -12,6 +12,7 @@ expected scores are in ``samples_expected.json`` (checked by tests/test_grader_s
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import sys
@@ -20,13 +21,12 @@ from pathlib import Path
 import nbformat
 import torch
 
-from .assignment import load as _load_assignment
-from .extract import grade_id
+from autograder.assignment import load
+from autograder.extract import grade_id
 
-RELEASE, SOURCE = _load_assignment("10_ar").release, _load_assignment("10_ar").source
-SOLUTIONS = _load_assignment("10_ar").solution_names
-
-SAMPLES = Path(__file__).resolve().parent / "assignments" / "10_ar" / "samples"
+ASSIGNMENT = load("10_ar")
+RELEASE, SOURCE, SAMPLES = ASSIGNMENT.release, ASSIGNMENT.source, ASSIGNMENT.samples
+SOLUTIONS = ASSIGNMENT.solution_names
 
 # (old, new) edits of the reference solution for each typical mistake.
 MISTAKES = {
@@ -99,8 +99,11 @@ def non_causal_weights(beta: float = 4.0) -> dict:
 
 
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    ref_state = torch.load(argv[0], map_location="cpu", weights_only=True)
+    parser = argparse.ArgumentParser(prog="python -m autograder.assignments.10_ar.make_samples", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("ref_weights", type=Path, help="pixelcnn.pth of the reference trained with the defaults")
+    args = parser.parse_args(argv)
+    ref_state = torch.load(args.ref_weights, map_location="cpu", weights_only=True)
     good = solution_sources()
     write_sample("reference", good, ref_state)
     write_sample("blank", {}, None)
@@ -126,7 +129,7 @@ def main(argv=None) -> int:
         write_sample(name, fills, weights)
     # The per-cell scores are the grader's, recorded from a grading run of these samples (tests hold both
     # grading paths to them); they are kept when the samples are rebuilt, and must add up to the totals.
-    path = SAMPLES.parent / "samples_expected.json"
+    path = ASSIGNMENT.folder / "samples_expected.json"
     before = json.loads(path.read_text()) if path.exists() else {}
     expected = {name: {"total": total, **{k: v for k, v in before.get(name, {}).items() if k == "scores"}}
                 for name, total in EXPECTED.items()}

@@ -31,17 +31,9 @@ c = get_config()  # noqa: F821 (provided by nbgrader)
 # The course's own settings (time limits, late-penalty policy, what is released), then this folder
 # as the course root in nbgrader's standard layout.
 load_subconfig({repo_config!r})  # noqa: F821
-ROOT = os.path.dirname(os.path.abspath(__file__))
-c.CourseDirectory.root = ROOT
-c.CourseDirectory.source_directory = "source"
-c.CourseDirectory.release_directory = "release"
-c.CourseDirectory.submitted_directory = "submitted"
-c.CourseDirectory.autograded_directory = "autograded"
-c.CourseDirectory.feedback_directory = "feedback"
-c.CourseDirectory.db_url = "sqlite:///" + os.path.join(ROOT, "gradebook.db")
-# source/ holds only the notebooks, so nothing else can reach a release; a submission's weights
-# file must reach autograded/ (the repository's own layout ignores *.pth for its solutions/ folder).
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
+from autograder.nbconfig import apply_course_layout  # noqa: E402
+
+apply_course_layout(c, os.path.dirname(os.path.abspath(__file__)))
 '''
 
 

@@ -50,7 +50,8 @@ from . import cgroups, jail
 from .assignment import REPO, Assignment, load
 from .intake import Entry, IntakeError, IntakeLimits, Taken, list_entries, shown, take
 from .intake import fingerprint as intake_fingerprint
-from .worker import COURSE_ID, GradingLimits, nbgrader_api, write_scores
+from .nbconfig import course_id, repo_config
+from .worker import GradingLimits, nbgrader_api, write_scores
 
 
 def gradebook_url(db_url: str | None, out: Path) -> str:
@@ -99,12 +100,9 @@ def _grade_table(db_url: str, entries: list[Entry], flags: dict[str, str],
 
 def course_late_policy():
     """The late-penalty policy of ``nbgrader_config.py`` (``LatePenaltyPlugin``: the one plain nbgrader applies)."""
-    from traitlets.config.loader import PyFileConfigLoader
-
     from .late import LatePenaltyPlugin
 
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO)).load_config()
-    return LatePenaltyPlugin(config=config).policy()
+    return LatePenaltyPlugin(config=repo_config()).policy()
 
 
 def _apply_late_penalties(db_url: str, a: Assignment, timestamps: dict[str, str | None]) -> dict[str, float]:
@@ -237,10 +235,10 @@ def check_course(out: Path, db_url: str) -> None:
                    if inspect(connection).has_table("course") else [])
     finally:
         engine.dispose()
-    others = sorted(i for i in ids if i not in (COURSE_ID, "default_course"))
+    others = sorted(i for i in ids if i not in (course_id(), "default_course"))
     if others:
         raise ValueError(f"the gradebook {db_url} belongs to another course ({', '.join(others)}; this one is "
-                         f"{COURSE_ID!r}): nothing was written")
+                         f"{course_id()!r}): nothing was written")
 
 
 def _worker_command() -> list[str]:

@@ -26,7 +26,8 @@ def generate(name: str, dest_dir: str | Path) -> Path:
     """Generate the release notebook of assignment ``name`` into ``dest_dir``; returns its path."""
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
-    from traitlets.config import Config
+
+    from .nbconfig import course_config
 
     assignment = load(name)
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
@@ -35,11 +36,7 @@ def generate(name: str, dest_dir: str | Path) -> Path:
         root = Path(tmp)
         (root / "source" / name).mkdir(parents=True)
         shutil.copy(assignment.source, root / "source" / name / assignment.source.name)
-        config = Config()
-        config.CourseDirectory.root = str(root)
-        config.CourseDirectory.source_directory = "source"
-        config.CourseDirectory.release_directory = "release"
-        config.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
+        config = course_config(root)  # the course's configuration, rooted at this scratch folder
         api = NbGraderAPI(CourseDirectory(config=config), config=config)
         result = api.generate_assignment(name, force=True, create=True)
         if not result["success"]:

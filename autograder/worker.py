@@ -44,7 +44,6 @@ from . import jail
 from .cgroups import CgroupLimits, SubmissionCgroup
 from .extract import grade_id
 
-COURSE_ID = "arflow"  # the course id in every gradebook the grader writes (as in nbgrader_config.py)
 PROCESS_ID = secrets.token_hex(6)  # this worker process (PIDs repeat: each worker is PID 1 of its namespace)
 
 
@@ -135,7 +134,12 @@ def without_hidden_tests(source: str) -> str:
 
 # --------------------------------------------------------------------------- nbgrader
 def nbgrader_api(root: Path, db_url: str, limits: GradingLimits = GradingLimits()):
-    """An NbGraderAPI over the course folder ``root`` (source/, release/, submitted/, autograded/, feedback/)."""
+    """An NbGraderAPI over the course folder ``root`` (source/, release/, submitted/, autograded/, feedback/).
+
+    The course's one configuration (:func:`autograder.nbconfig.course_config`: ``nbgrader_config.py``
+    pointed at ``root``), plus what makes this run hardened: the grader's limits, its preprocessors,
+    sanitized feedback and the jailed kernel.
+    """
     from nbconvert.preprocessors import ClearMetadataPreprocessor
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
@@ -146,19 +150,12 @@ def nbgrader_api(root: Path, db_url: str, limits: GradingLimits = GradingLimits(
         LimitOutput,
         SaveAutoGrades,
     )
-    from traitlets.config import Config
 
     from .limited_execute import LimitedExecute
+    from .nbconfig import course_config
 
-    config = Config()
-    cd = config.CourseDirectory
-    cd.root = str(root)
-    cd.course_id = COURSE_ID
-    cd.source_directory, cd.release_directory = "source", "release"
-    cd.submitted_directory, cd.autograded_directory, cd.feedback_directory = "submitted", "autograded", "feedback"
-    cd.db_url = db_url
-    cd.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
-    cd.max_file_size = limits.file_bytes // 1000  # kB, as nbgrader counts
+    config = course_config(root, db_url)
+    config.CourseDirectory.max_file_size = limits.file_bytes // 1000  # kB, as nbgrader counts
     config.Execute.timeout = limits.cell_seconds  # training is skipped under autograding
     config.Execute.startup_timeout = 120
     config.LimitedExecute.max_output_bytes = limits.output_bytes

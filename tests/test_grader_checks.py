@@ -309,3 +309,31 @@ def test_the_submission_process_cannot_see_the_autograder_or_the_network():
     folder.rmdir()
     # An allowlist jail: the grader's folders are not hidden, they are not there at all.
     assert "'autograder': False" in errors and "'gradebook': False" in errors and "'network': 'none'" in errors, errors
+
+
+class _LogitsBox:
+    """A box whose trained net answers uniform logits with one ``bad`` value (at the first pixel of
+    the first image of each call): the trained-model check must say so, not score the rest."""
+
+    def __init__(self, bad: float):
+        self.bad = bad
+
+    def call(self, header, arrays=None, timeout=None):
+        import numpy as np
+
+        x = arrays["x"]
+        y = np.zeros((len(x), 256, *x.shape[-2:]), dtype=np.float32)
+        y[0, 7, 0, 0] = self.bad
+        return {"ok": True}, {"y": y}
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_the_trained_model_check_refuses_logits_that_are_not_finite(bad):
+    result = checks.check_trained_model(_LogitsBox(bad), True, seed=0, limit=20)
+    assert result.score == 0 and "NaN or inf" in result.subchecks[0].message
+
+
+def test_the_trained_model_check_scores_finite_logits():
+    result = checks.check_trained_model(_LogitsBox(3.0), True, seed=0, limit=20)
+    # uniform logits (but one): 8 bits per pixel, far above the threshold, and causal
+    assert result.bits_per_dim == pytest.approx(8.0, abs=0.01) and "threshold" in result.subchecks[0].message

@@ -18,6 +18,7 @@ import re
 import secrets
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -289,3 +290,87 @@ def test_feedback_and_summary_are_safe_to_open(graded):
     markdown = (ctx.out / "summary.md").read_text()
     assert not re.search(r"^#+ *Forged", markdown, flags=re.M), markdown
     assert "](javascript:" not in markdown
+
+
+#: Scenarios that change the process they run in (builtins, torch, numpy, IPython, fake grader
+#: modules): at home the visible tests run in that same process and trust it, so these may fool
+#: them, in the student's favour only. The grader's verdicts come from outside; tested above.
+FOOLS_ITS_OWN_KERNEL = {"patch_assert", "patch_torch_numpy", "patch_ipython", "patch_autograder"}
+
+
+def _home_verdicts(folder: Path, checks: list[tuple[str, int]]) -> dict | None:
+    """The visible tests' verdicts as the notebook's own test cells give them (in the student's
+    process, :class:`arflow.checks.box.LocalBox`), run in a jail; None when that process died or hung."""
+    from autograder.assignment import load
+    from autograder.extract import extract_cells
+    from autograder.jail import Limits, run
+    from autograder.sandbox import next_slot
+
+    cells, _ = extract_cells(folder / "pixelcnn.ipynb", load("10_ar"))
+    spec = {"cells": cells, "weights": None, "checks": checks}
+    done = run([sys.executable, "-I", "home_visible_runner.py"],
+               {"home_visible_runner.py": REPO / "tests" / "home_visible_runner.py",
+                "cells.json": json.dumps(spec).encode()},
+               Limits(wall_seconds=60), slot=next_slot(), collect=["verdicts.json"],
+               env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "ARFLOW_DEVICE": "cpu",
+                    "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1"})
+    try:
+        return json.loads(done.files["verdicts.json"])
+    except (KeyError, ValueError):
+        return None
+
+
+def test_the_visible_tests_give_the_same_verdicts_at_home_and_in_the_grader(graded, request):
+    """Issue 16, item 3: every corpus scenario whose notebook reaches the checks, its visible tests
+    run both ways: at home (in its own process) and by the grader (the jailed box). Equal verdicts,
+    except where the submission's code fools the process it runs in (:data:`FOOLS_ITS_OWN_KERNEL`),
+    and only in its favour; a scenario that kills or hangs its own process has no verdicts at home."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nbgrader.api import Gradebook
+
+    from autograder.assignment import load
+
+    scenarios, summary, ctx, _ = graded
+    a = load("10_ar")
+    ids = a.grade_ids()
+    checks = [(gid, 99 + n) for n, gid in enumerate(ids) if gid in a.visible]  # the seeds grade(seed=99) used
+    keys = {row["student_id"]: row["key"] for row in summary["rows"]}
+    runnable = {}
+    for scenario in scenarios.values():
+        folder = ctx.submitted / scenario.student_id / "10_ar"
+        notebook = folder / "pixelcnn.ipynb"
+        if scenario.refused or folder.is_symlink() or notebook.is_symlink() or not notebook.is_file():
+            continue
+        try:
+            json.loads(notebook.read_text())
+        except (ValueError, UnicodeDecodeError):
+            continue
+        runnable[scenario.name] = folder
+    assert len(runnable) >= 35, sorted(runnable)
+    with ThreadPoolExecutor(2) as pool:
+        home = dict(zip(runnable, pool.map(lambda f: _home_verdicts(f, checks), runnable.values())))
+    with Gradebook(f"sqlite:///{ctx.out / 'gradebook.db'}") as gb:
+        grader = {name: {gid: float(gb.find_grade(gid, "pixelcnn", "10_ar", keys[scenarios[name].student_id]).score)
+                         for gid, _ in checks} for name in runnable}
+    died, same, fooled, differ = [], [], [], []
+    for name in runnable:
+        if home[name] is None:
+            died.append(name)
+            continue
+        # a check that raised at home is a failing test cell there: 0 points, as in the grader
+        at_home = {gid: float(a.visible[gid][1]) if v and all(v) else 0.0 for gid, v in home[name].items()}
+        if at_home == grader[name]:
+            same.append(name)
+        elif name in FOOLS_ITS_OWN_KERNEL and all(h >= g for h, g in
+                                                   zip(at_home.values(), grader[name].values())):
+            fooled.append(name)
+        else:
+            differ.append(f"{name}: at home {at_home}, grader {grader[name]}")
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():  # shown in the test output, -q or not
+        print(f"\nvisible tests both ways, {len(runnable)} scenarios: {len(same)} equal, {len(fooled)} fooled their "
+              f"own kernel at home ({', '.join(fooled) or 'none'}), {len(died)} died or hung at home "
+              f"({', '.join(died) or 'none'})", flush=True)
+    assert not differ, "\n".join(differ)
+    assert len(same) >= 30

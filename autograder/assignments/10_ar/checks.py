@@ -366,7 +366,9 @@ def _score_logits(y: np.ndarray, images: np.ndarray, idx: np.ndarray, N: int, a_
         rows = idx[c0:c0 + LOGP_CHUNK]
         # float32 is exact enough for a log-softmax of logits that came as float16 or float32; the sums are float64
         logp = torch.log_softmax(torch.from_numpy(y[c0:c0 + LOGP_CHUNK]).float(), dim=1)
-        if not torch.isfinite(logp).all():
+        # log-softmax values are <= 0 or NaN, so their minimum is finite exactly when all are (one pass,
+        # no mask: a third of the cost of isfinite().all() on 20 M values)
+        if not torch.isfinite(logp.min()):
             return None
         picked = logp.gather(1, torch.from_numpy(images[rows, 0])[:, None]).squeeze(1).double()  # (b, H, W)
         for row, k in enumerate(rows):

@@ -18,6 +18,7 @@ student's code said (its exception message, its printed output) is kept apart, o
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import json
@@ -38,6 +39,7 @@ from arflow.checks import protocol
 from arflow.checks.box import BUILTIN_EXCEPTIONS, ProbeCaller, StudentError
 
 from .jail import Jail, Limits
+from .paths import REPO
 
 __all__ = ["BUILTIN_EXCEPTIONS", "Box", "BoxError", "BoxStartError", "StudentError", "next_slot"]
 
@@ -54,6 +56,24 @@ def next_slot(offset: int = 0) -> int:
     return (offset + base + next(_SLOTS) % 100) % 4000
 
 
+
+
+@functools.cache
+def compile_course_library() -> bool:
+    """Write the bytecode of ``arflow/`` beside its sources, once per process (up-to-date files are
+    left alone); False where that folder cannot be written.
+
+    Every box imports the course library (the notebook's setup cell does) from a read-only folder
+    and may not write bytecode (``PYTHONDONTWRITEBYTECODE``, as ``make`` sets it everywhere): without
+    these files each box compiled ``arflow`` from source again, about 0.5 CPU-s per submission.
+    Python checks each file against its source's size and time, so a stale one is never used.
+    """
+    import compileall
+
+    try:
+        return bool(compileall.compile_dir(str(REPO / "arflow"), quiet=2))
+    except OSError:
+        return False
 
 
 class _BufferReader(io.RawIOBase):
@@ -119,6 +139,7 @@ class Box(ProbeCaller):
                  timeout: float = 120.0, total_timeout: float = 900.0, python: str | None = None):
         """``probes``: the assignment's probes module (copied alone into the jail); ``weights``: the
         submission's weights file, given to the probes under its own name."""
+        compile_course_library()
         self.timeout, self.deadline = timeout, time.monotonic() + total_timeout
         self.probes = probes
         spec = {"cells": cells, "weights": Path(weights).name if weights else None}

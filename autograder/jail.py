@@ -45,7 +45,6 @@ from .paths import REPO
 
 FIRST_UID = 61000  # jailed uids are FIRST_UID + slot; none of them owns anything on the machine
 JAIL_WORKDIR = "/mnt/arflow-work"  # the working folder as the jailed command sees it
-COURSE = REPO
 #: the only parts of the course a jailed command sees (read-only): the library the assignment imports
 COURSE_ALLOWED = ("arflow",)
 #: /etc files copied into the jail's synthetic /etc (the dynamic linker needs its cache)
@@ -120,7 +119,7 @@ def use_cgroup(cgroup: SubmissionCgroup | None) -> None:
 def allowed_paths() -> list[str]:
     """What a jailed command may read besides ``/usr``: the interpreter, the venv, the course library."""
     paths = {str(Path(sys.base_prefix).resolve()), str(Path(sys.prefix).resolve()),
-             *(str(COURSE / name) for name in COURSE_ALLOWED)}
+             *(str(REPO / name) for name in COURSE_ALLOWED)}
     interpreter = Path(sys.executable).resolve()
     if not any(interpreter.is_relative_to(p) for p in paths | {"/usr"}):
         paths.add(str(interpreter.parent))

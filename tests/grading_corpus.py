@@ -50,6 +50,7 @@ import torch
 
 from autograder.assignment import load as _load_assignment
 from autograder.extract import grade_id
+from autograder.samples import with_edits
 
 _make_samples = importlib.import_module("autograder.assignments.10_ar.make_samples")
 MISTAKES, solution_sources = _make_samples.MISTAKES, _make_samples.solution_sources
@@ -114,13 +115,7 @@ def _code(kind: str) -> dict[str, str]:
         return {**_stubs(), **{gid: good[gid] for gid in ("masked_conv", "pixelcnn")}}
     if kind == "blank":
         return _stubs()
-    fills = dict(good)
-    for gid, pairs in MISTAKES[kind].items():
-        for old, new in pairs:
-            if old not in fills[gid]:
-                raise ValueError(f"{kind}: {old!r} not found in the solution of {gid}")
-            fills[gid] = fills[gid].replace(old, new)
-    return fills
+    return with_edits(good, MISTAKES[kind], kind)
 
 
 def _notebook(fills: dict[str, str]) -> nbformat.NotebookNode:

@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from pg_server import _free_port  # tests/ is on the path (conftest)
 
 from autograder.assignment import load
 from autograder.course import init_course
@@ -34,12 +34,6 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 AR = load("10_ar")
 STUDENTS = ("partial", "mask_once")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager

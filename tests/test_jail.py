@@ -138,8 +138,9 @@ def test_only_the_allowlist_is_visible(outside_tmp):
     secret.mkdir()
     (secret / "reference.pth").write_text("weights")
     os.chmod(outside_tmp, 0o755)
-    course = jail.COURSE
-    probes = [str(secret / "reference.pth"), str(course / "autograder" / "reference.py"),
+    course = jail.REPO
+    probes = [str(secret / "reference.pth"), str(course / "autograder"),
+              str(course / "autograder" / "assignments" / "10_ar" / "reference.py"),
               str(course / "solutions"), str(course / ".git"), "/var/tmp", "/home", "/srv", "/etc/shadow",
               "/root/.ssh", "/work/main/README.md" if course != Path("/work/main") else "/var/lib/dpkg"]
     code = ("import os, sys, json\n"

@@ -23,6 +23,7 @@ import torch
 
 from autograder.assignment import load
 from autograder.extract import grade_id
+from autograder.samples import with_edits
 
 ASSIGNMENT = load("10_ar")
 RELEASE, SOURCE, SAMPLES = ASSIGNMENT.release, ASSIGNMENT.source, ASSIGNMENT.samples
@@ -109,12 +110,7 @@ def main(argv=None) -> int:
     write_sample("blank", {}, None)
     write_sample("partial", {k: good[k] for k in ("masked_conv", "pixelcnn")}, None)
     for name, edits in MISTAKES.items():
-        fills = dict(good)
-        for gid, pairs in edits.items():
-            for old, new in pairs:
-                if old not in fills[gid]:
-                    raise ValueError(f"{name}: {old!r} not found in the solution of {gid}")
-                fills[gid] = fills[gid].replace(old, new)
+        fills = with_edits(good, edits, name)
         weights = None
         if name == "mask_centre":
             weights = non_causal_weights()

@@ -38,6 +38,7 @@ import torch
 from arflow.checks.protocol import run_cells
 from autograder.assignment import load
 from autograder.extract import grade_id
+from autograder.samples import with_edits
 
 from .unusual import UNUSUAL
 
@@ -86,13 +87,7 @@ def _clean(source: str) -> str:
 
 def with_mistake(reference: dict[str, str], name: str) -> dict[str, str]:
     """The reference cells with the edits of ``MISTAKES[name]`` (each ``old`` must be found)."""
-    cells = dict(reference)
-    for gid, pairs in MISTAKES[name].items():
-        for old, new in pairs:
-            if old not in cells[gid]:
-                raise ValueError(f"{name}: {old!r} not found in the solution of {gid}")
-            cells[gid] = cells[gid].replace(old, new)
-    return cells
+    return with_edits(reference, MISTAKES[name], name)
 
 
 def new_model(cells: dict[str, str]) -> torch.nn.Module:

@@ -68,15 +68,18 @@ def show_training(trained, title: str = "training", ylabel: str = "loss (nats pe
 def judge_digits(images: torch.Tensor, labels=None, show: bool = True):
     """Score generated digits (N, 1, 28, 28) in [0, 1] with the shipped digit classifier and print one line.
 
-    ``labels`` (N,): the class or caption each image was generated from, if any. Returns the
-    :class:`~arflow.evaluate.samples.SampleScore`; the line is printed under the figure above it.
+    ``labels`` (N,): the class or caption each image was generated from, if any. With ``show`` the
+    line is printed under the figure above it and nothing is returned (so that a cell ending with
+    this call shows the line only); with ``show=False`` it returns the
+    :class:`~arflow.evaluate.samples.SampleScore`.
     """
     from arflow.evaluate.samples import score_digits
 
     score = score_digits(_digit_classifier(), images.cpu(), labels)
-    if show:
-        print(score.summary())
-    return score
+    if not show:
+        return score
+    print(score.summary())
+    return None
 
 
 

@@ -95,6 +95,26 @@ def test_vqvae2_shapes_and_round_trip():
         model.decode(bottom, top)
 
 
+def test_vqvae2_top_only_term_is_the_error_of_the_top_codes_decoded_alone():
+    torch.manual_seed(0)
+    plain = VQVAE2(num_embeddings_top=8, num_embeddings_bottom=4, embedding_dim=4, hidden=16)
+    weighted = VQVAE2(num_embeddings_top=8, num_embeddings_bottom=4, embedding_dim=4, hidden=16, top_only_weight=2.0)
+    weighted.load_state_dict(plain.state_dict())
+    x = torch.rand(3, 1, 28, 28)
+    plain.eval(), weighted.eval()  # no codebook updates between the two calls
+    out, out_w = plain(x), weighted(x)
+    assert "top_only_loss" not in out
+    top, _ = weighted.encode(x)
+    by_hand = torch.nn.functional.mse_loss(weighted._decode_vectors(weighted.vq_t.lookup(top),
+                                                                    torch.zeros(3, 4, 7, 7)), x)
+    assert out_w["top_only_loss"].item() == pytest.approx(by_hand.item(), rel=1e-5)
+    assert out_w["total_loss"].item() == pytest.approx(out["total_loss"].item() + 2.0 * by_hand.item(), rel=1e-5)
+    assert torch.allclose(weighted.decode_top(top), weighted._decode_vectors(
+        weighted.vq_t.lookup(top), torch.zeros(3, 4, 7, 7)).clamp(0, 1))
+    with pytest.raises(ValueError, match=r"top codes \(B, 4, 4\)"):
+        weighted.decode_top(torch.zeros(3, 7, 7, dtype=torch.long))
+
+
 def test_top_condition_is_the_nearest_top_code():
     top = torch.arange(16).reshape(1, 4, 4)
     cond = top_condition(top, 16)

@@ -7,7 +7,10 @@ Stage 1, the hierarchical autoencoder (for 28x28 digits)::
     [q_b, up(q_t)] --decoder--> x_hat (B,1,28,28)
 
 The top level sees a coarser grid (4x4): it is meant for global structure (which digit, its
-slant), while the bottom codes (7x7), chosen *knowing* the top, fill in local detail.
+slant), while the bottom codes (7x7), chosen *knowing* the top, fill in local detail. On 28x28
+digits that split does not happen by itself (a 7x7 grid of 32 codes can hold the whole digit);
+``top_only_weight > 0`` adds a second reconstruction loss, of the image decoded from the top codes
+alone (bottom vectors zero), which with a small bottom codebook makes the top carry the digit.
 
 Stage 2, the priors (Gated PixelCNNs over code indices, :mod:`arflow.models.gated_pixelcnn`):
 ``p(top)`` unconditional on the 4x4 grid, and ``p(bottom | top)`` on the 7x7 grid conditioned on
@@ -33,9 +36,10 @@ class VQVAE2(nn.Module):
 
     def __init__(self, num_embeddings_top: int = 32, num_embeddings_bottom: int = 32, embedding_dim: int = 16,
                  hidden: int = 64, commitment_cost: float = 0.25, decay: float = 0.99,
-                 reseed_threshold: float = 0.1):
+                 reseed_threshold: float = 0.1, top_only_weight: float = 0.0):
         super().__init__()
         d = embedding_dim
+        self.top_only_weight = top_only_weight
         self.enc_b = encoder_28_to_7(1, hidden, hidden)
         # 7x7 -> 4x4 (stride 2, padding 1, kernel 3)
         self.enc_t = nn.Sequential(nn.ReLU(), nn.Conv2d(hidden, hidden, 3, stride=2, padding=1),
@@ -66,8 +70,15 @@ class VQVAE2(nn.Module):
         bottom = self.vq_b(z_b)
         x_hat = self._decode_vectors(top["quantize"], bottom["quantize"])
         recon = F.mse_loss(x_hat, x)
-        return {"x_hat": x_hat, "top": top, "bottom": bottom, "recon_loss": recon,
-                "total_loss": recon + top["loss"] + bottom["loss"]}
+        out = {"x_hat": x_hat, "top": top, "bottom": bottom, "recon_loss": recon,
+               "total_loss": recon + top["loss"] + bottom["loss"]}
+        if self.top_only_weight:
+            # the decoder must also draw the digit from the top codes alone (bottom vectors zero):
+            # the top level then has to carry what the digit is, the bottom what the top leaves out
+            x_top = self._decode_vectors(top["quantize"], torch.zeros_like(bottom["quantize"]))
+            out["top_only_loss"] = F.mse_loss(x_top, x)
+            out["total_loss"] = out["total_loss"] + self.top_only_weight * out["top_only_loss"]
+        return out
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,6 +98,15 @@ class VQVAE2(nn.Module):
             raise ValueError(f"expected top codes (B, 4, 4) and bottom codes (B, 7, 7), got "
                              f"{tuple(top.shape)} and {tuple(bottom.shape)}")
         return self._decode_vectors(self.vq_t.lookup(top), self.vq_b.lookup(bottom)).clamp(0, 1)
+
+    @torch.no_grad()
+    def decode_top(self, top: torch.Tensor) -> torch.Tensor:
+        """Top codes (B, 4, 4) alone -> images (B, 1, 28, 28) in [0, 1], the bottom vectors set to zero:
+        what the ``top_only_weight`` term trains the decoder to draw (blurred, but the digit)."""
+        if top.shape[1:] != TOP:
+            raise ValueError(f"expected top codes (B, 4, 4), got {tuple(top.shape)}")
+        q_t = self.vq_t.lookup(top)
+        return self._decode_vectors(q_t, torch.zeros(len(top), q_t.shape[1], *BOTTOM)).clamp(0, 1)
 
 
 def top_condition(top: torch.Tensor, num_embeddings_top: int) -> torch.Tensor:

@@ -110,6 +110,16 @@ def measure(recipe: Recipe, model: torch.nn.Module, limit: int | None, inputs: I
         return float(recipe.evaluate(model, limit, required_inputs(recipe) if inputs is None else inputs))
 
 
+def judge(recipe: Recipe, model: torch.nn.Module, inputs: Inputs | None = None) -> dict | None:
+    """What the model's samples show (the recipe's ``judge``, fixed seeds), or None if it has no judge."""
+    if recipe.judge is None:
+        return None
+    model.eval()
+    torch.manual_seed(recipe.seed)
+    with torch.no_grad():
+        return recipe.judge(model, required_inputs(recipe) if inputs is None else inputs)
+
+
 def train_and_save(name: str, directory: Path = CHECKPOINT_DIR, progress: bool = True) -> dict:
     """Train the recipe ``name`` with its full settings, measure it, and write ``.pt`` and ``.json``."""
     recipe = get_recipe(name)
@@ -141,6 +151,9 @@ def train_and_save(name: str, directory: Path = CHECKPOINT_DIR, progress: bool =
         "bytes": weights.stat().st_size,
         "sha256": sha256_of(weights),
     }
+    judged = judge(recipe, model, inputs)
+    if judged is not None:
+        manifest["samples"] = judged
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     if progress:
         print(f"{name}: {recipe.metric} {manifest['value']:.4f} in {seconds:.0f} s ({manifest['bytes'] / 1e6:.2f} MB)")
@@ -148,14 +161,17 @@ def train_and_save(name: str, directory: Path = CHECKPOINT_DIR, progress: bool =
 
 
 def remeasure(name: str, directory: Path = CHECKPOINT_DIR) -> dict:
-    """Measure a shipped checkpoint again and update its manifest's metric (for example after the
-    test data changed); the weights are not touched."""
+    """Measure a shipped checkpoint again and update its manifest's metric and samples' judgement
+    (for example after the test data or the judge changed); the weights are not touched."""
     recipe = get_recipe(name)
     model = load_checkpoint(name, directory=directory)
     inputs = required_inputs(recipe, directory)
     manifest = read_manifest(name, directory)
     manifest.update(value=measure(recipe, model, None, inputs), check_n=CHECK_N,
                     check_value=measure(recipe, model, CHECK_N, inputs))
+    judged = judge(recipe, model, inputs)
+    if judged is not None:
+        manifest["samples"] = judged
     paths(name, directory)[1].write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
@@ -247,7 +263,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "remeasure":
             entry = remeasure(name)
             print(f"{name}: {entry['metric']} {entry['value']:.4f} "
-                  f"(first {entry['check_n']}: {entry['check_value']:.4f})")
+                  f"(first {entry['check_n']}: {entry['check_value']:.4f})"
+                  + (f"; samples {entry['samples']}" if "samples" in entry else ""))
         else:
             train_and_save(name)
 

@@ -8,6 +8,7 @@ as arguments; none reads a module global::
     build(model_config) -> nn.Module
     train(model, training_config, inputs, fast) -> History   # trains in place
     evaluate(model, limit, inputs) -> float                   # the metric on the first `limit` test examples
+    judge(model, inputs) -> dict                              # optional: what its samples show (fixed seeds)
 
 ``inputs`` maps each required checkpoint's name to its loaded model; ``fast`` asks for a few
 steps on tiny data (CI).
@@ -40,6 +41,9 @@ class Recipe:
     data: str = "embedded MNIST subset (4,000 train / 500 test)"
     seed: int = 0
     tolerance: float = 1e-3  # absolute, on the re-measured metric
+    # what the model's samples show (arflow.evaluate.judges): a flat dict of numbers, recorded in the
+    # manifest under "samples" and drawn again by the tests
+    judge: Callable[[torch.nn.Module, Inputs], dict] | None = None
 
     @property
     def config(self) -> dict:

@@ -6,6 +6,7 @@ import torch
 
 from arflow.data import make_loader, mnist, text_corpus, to_float
 from arflow.data.windows import RandomWindows
+from arflow.evaluate.judges import judge_dalle
 from arflow.evaluate.transformers import (
     dalle_data,
     dalle_image_bits,
@@ -140,8 +141,9 @@ DALLE = Recipe(
                               n_heads=c["n_heads"], n_layers=c["n_layers"]),
     train=train_dalle,
     evaluate=lambda model, limit, inputs: dalle_image_bits(model, inputs["dvae_mnist"], limit),
+    judge=lambda model, inputs: judge_dalle(model, inputs["dvae_mnist"]),
     model_config={"text_len": 20, "image_vocab": 32, "grid": 7, "d_model": 64, "n_heads": 4, "n_layers": 4},
-    training_config={"steps": 800, "batch_size": 32, "lr": 2e-3},
+    training_config={"steps": 3000, "batch_size": 32, "lr": 2e-3},
     requires=("dvae_mnist",),
     metric="test bits per image token given the caption",
     data="embedded MNIST subset tokenized by dvae_mnist; captions from the labels in 4 phrasings",

@@ -4,7 +4,10 @@
   decoder (posterior collapse); their histories hold the KL and reconstruction terms.
 - ``vqvae_mnist``: VQ-VAE, 7x7 grid of 64 codes (EMA codebook, dead codes re-seeded).
 - ``prior_vqvae_mnist``: Gated PixelCNN prior over its 7x7 code grids (requires ``vqvae_mnist``).
-- ``vqvae2_mnist``: two-level VQ-VAE-2 (top 4x4, bottom 7x7).
+- ``vqvae2_mnist``: two-level VQ-VAE-2 (top 4x4 of 32 codes, bottom 7x7 of only 4 codes), trained to
+  decode the digit from the top codes alone too: the top level carries which digit it is.
+- ``vqvae2_mnist_plain``: the same without that term and with 32 bottom codes: the contrast, whose
+  bottom level holds the whole digit and whose top codes only change the stroke.
 - ``prior_vqvae2_mnist``: p(top) and p(bottom | top), two Gated PixelCNNs (requires ``vqvae2_mnist``).
 
 ``python -m arflow.train.recipes.vqvae curves`` reruns the stage-1 experiments (the commitment
@@ -32,6 +35,7 @@ from arflow.evaluate.autoencoders import (
     reconstruction_mse_on_test,
     vae_negative_elbo,
 )
+from arflow.evaluate.judges import judge_code_prior, judge_top_swap
 from arflow.models.gated_pixelcnn import GatedPixelCNN
 from arflow.models.vae import VAE
 from arflow.models.vqvae import VQVAE
@@ -146,17 +150,23 @@ PRIOR = Recipe(name="prior_vqvae_mnist", build=build_prior, train=train_prior,
                model_config={"n_codes": VQVAE_MODEL["num_embeddings"], "channels": 32, "n_layers": 5,
                              "kernel_size": 3},
                training_config={"steps": 800, "batch_size": 64, "lr": 3e-3}, requires=("vqvae_mnist",),
-               metric="test bits per code (7x7 grid of 64 codes)", data=DATA + ", encoded by vqvae_mnist")
+               metric="test bits per code (7x7 grid of 64 codes)", data=DATA + ", encoded by vqvae_mnist",
+               judge=lambda model, inputs: judge_code_prior(model, inputs["vqvae_mnist"]))
 
 
 # ----------------------------------------------------------------------------- VQ-VAE-2
-VQVAE2_MODEL = {"num_embeddings_top": 32, "num_embeddings_bottom": 32, "embedding_dim": 16, "hidden": 32,
-                "commitment_cost": 0.25, "decay": 0.99, "reseed_threshold": 0.1}
+VQVAE2_PLAIN_MODEL = {"num_embeddings_top": 32, "num_embeddings_bottom": 32, "embedding_dim": 16, "hidden": 32,
+                      "commitment_cost": 0.25, "decay": 0.99, "reseed_threshold": 0.1}
+# The hierarchy that works as the slides say: a bottom codebook of 4 codes (2 bits per 4x4 cell, too
+# little to draw a digit alone) and a second reconstruction from the top codes alone (weight 1).
+VQVAE2_MODEL = {**VQVAE2_PLAIN_MODEL, "num_embeddings_bottom": 4, "top_only_weight": 1.0}
+VQVAE2_TRAINING = {"steps": 800, "batch_size": 32, "lr": 2e-3}
 
 
 def build_vqvae2(config: dict) -> VQVAE2:
     return VQVAE2(config["num_embeddings_top"], config["num_embeddings_bottom"], config["embedding_dim"],
-                  config["hidden"], config["commitment_cost"], config["decay"], config["reseed_threshold"])
+                  config["hidden"], config["commitment_cost"], config["decay"], config["reseed_threshold"],
+                  top_only_weight=config.get("top_only_weight", 0.0))
 
 
 def train_vqvae2(model: VQVAE2, config: dict, inputs: dict, fast: bool) -> History:
@@ -165,11 +175,16 @@ def train_vqvae2(model: VQVAE2, config: dict, inputs: dict, fast: bool) -> Histo
                lr=config["lr"], desc="VQ-VAE-2")
 
 
-VQVAE2_RECIPE = Recipe(name="vqvae2_mnist", build=build_vqvae2, train=train_vqvae2,
-                       evaluate=lambda model, limit, inputs: reconstruction_mse_on_test(model, limit),
-                       model_config=VQVAE2_MODEL, training_config={"steps": 800, "batch_size": 32, "lr": 2e-3},
-                       metric="test reconstruction MSE per pixel (intensities in [0, 1])", data=DATA,
-                       tolerance=1e-4)
+def _vqvae2_recipe(name: str, model_config: dict) -> Recipe:
+    return Recipe(name=name, build=build_vqvae2, train=train_vqvae2,
+                  evaluate=lambda model, limit, inputs: reconstruction_mse_on_test(model, limit),
+                  judge=lambda model, inputs: judge_top_swap(model),
+                  model_config=model_config, training_config=VQVAE2_TRAINING,
+                  metric="test reconstruction MSE per pixel (intensities in [0, 1])", data=DATA, tolerance=1e-4)
+
+
+VQVAE2_RECIPE = _vqvae2_recipe("vqvae2_mnist", VQVAE2_MODEL)
+VQVAE2_PLAIN = _vqvae2_recipe("vqvae2_mnist_plain", VQVAE2_PLAIN_MODEL)
 
 
 def build_prior2(config: dict) -> HierarchicalPrior:
@@ -195,9 +210,9 @@ PRIOR2 = Recipe(name="prior_vqvae2_mnist", build=build_prior2, train=train_prior
                               "n_layers": 4, "kernel_size": 3},
                 training_config={"steps": 800, "batch_size": 64, "lr": 3e-3}, requires=("vqvae2_mnist",),
                 metric="test bits per image (top 4x4 + bottom 7x7 codes)", data=DATA + ", encoded by vqvae2_mnist",
-                tolerance=0.01)
+                tolerance=0.01, judge=lambda model, inputs: judge_code_prior(model, inputs["vqvae2_mnist"]))
 
-RECIPES = [VAE_FACTORIZED, VAE_PIXELCNN, VQVAE_RECIPE, PRIOR, VQVAE2_RECIPE, PRIOR2]
+RECIPES = [VAE_FACTORIZED, VAE_PIXELCNN, VQVAE_RECIPE, PRIOR, VQVAE2_RECIPE, PRIOR2, VQVAE2_PLAIN]
 
 
 # ----------------------------------------------------------------------------- stage-1 experiments (curves)

@@ -10,8 +10,11 @@ The multi-scale architecture, for an input (C, H, W), ``n_levels`` levels of ``n
 
 The coupling always conditions on the first half of the channels: the learnt 1x1 convolution
 before it decides which mixtures of channels are in that half, replacing RealNVP's alternating
-masks. Simplifications: the factored-out halves are N(0, I) (Glow learns a conditional prior),
+masks. Simplification: by default the factored-out halves are N(0, I);
 and the preprocessing is the same logit transform as :class:`~arflow.models.realnvp.RealNVP`.
+
+With ``learned_prior=True`` each factored-out half gets Glow's learnt conditional prior
+N(mu(h), sigma(h)^2), h the half that stays (:func:`~arflow.models.multiscale.split_prior`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from arflow.models.actnorm import ActNorm
 from arflow.models.coupling import Coupling, CouplingConvNet, channel_mask
 from arflow.models.dequantize import LogitTransform
 from arflow.models.invconv import InvConv1x1, InvConv1x1LU
-from arflow.models.multiscale import FACTOR_OUT, MultiScaleFlow
+from arflow.models.multiscale import FACTOR_OUT, MultiScaleFlow, split_prior
 from arflow.models.squeeze import Squeeze
 
 
@@ -34,7 +37,8 @@ class Glow(MultiScaleFlow):
     """x (B, C, H, W) -> latents; see :class:`~arflow.models.multiscale.MultiScaleFlow` for the API."""
 
     def __init__(self, input_shape: tuple[int, int, int] = (1, 28, 28), n_levels: int = 2, n_steps: int = 4,
-                 hidden: int = 32, lu: bool = True, alpha: float = 0.05):
+                 hidden: int = 32, lu: bool = True, alpha: float = 0.05,
+                 learned_prior: bool = False):
         if n_levels < 1 or n_steps < 1:
             raise ValueError(f"n_levels and n_steps must be >= 1, got {n_levels} and {n_steps}")
         c, h, w = input_shape
@@ -48,6 +52,8 @@ class Glow(MultiScaleFlow):
             for _ in range(n_steps):
                 layers += flow_step(c, hidden, lu)
             if level < n_levels - 1:
+                if learned_prior:
+                    layers.append(split_prior(c, hidden))
                 layers.append(FACTOR_OUT)
                 c //= 2
         super().__init__(layers, input_shape)

@@ -18,6 +18,7 @@ import math
 import torch
 from torch import nn
 
+from arflow.models.coupling import Coupling, CouplingConvNet, channel_mask
 from arflow.models.dequantize import dequantize, discrete_bits_per_dim
 from arflow.models.flow import FlowSequence, run_flow
 from arflow.models.split import Split, output_shape
@@ -31,6 +32,19 @@ def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
 
 
 FACTOR_OUT = "factor out"  # marks, in a flat list of layers, where half of the channels leave the flow
+
+
+def split_prior(channels: int, hidden: int) -> Coupling:
+    """The learnt prior of a split (Glow), as the layer to put just before :data:`FACTOR_OUT`.
+
+    A split keeps the first C/2 channels h and factors out the last C/2, x_out. Modelling x_out as
+    N(mu(h), sigma(h)^2) is the same as an affine coupling that keeps h and maps x_out to
+    z = (x_out - mu) / sigma ~ N(0, I): a channel-mask coupling (log-det -sum log sigma). It starts
+    as the identity (the N(0, I) prior), and sampling at temperature T draws x_out = mu + T sigma eps.
+    """
+    coupling = Coupling(channel_mask(channels, 0), CouplingConvNet(channels, hidden))
+    coupling.label = "learnt prior of the split (channel-wise coupling)"
+    return coupling
 
 
 def nest_splits(layers: list, input_shape: tuple[int, int, int]) -> list[nn.Module]:

@@ -73,6 +73,10 @@ def test_plotting_helpers_return_titled_figures():
     images = torch.rand(6, 1, 4, 4)
     fig = plotting.image_grid(images, nrow=2, title="grid")
     assert isinstance(fig, matplotlib.figure.Figure) and fig._suptitle.get_text() == "grid"
+    fig = plotting.image_grid(images, nrow=2, row_labels=["label 0", "label 1"])
+    assert [t.get_text() for t in fig.axes[0].texts] == ["label 0"] and fig.axes[3].texts[0].get_text() == "label 1"
+    with pytest.raises(ValueError, match="3 entries for 2 rows"):
+        plotting.image_grid(images, nrow=2, row_labels=["a", "b", "c"])
     fig = rf.show_mask(np.tril(np.ones((5, 5))), title="mask")
     assert fig.axes[0].get_title() == "mask" and fig.axes[0].get_xlabel() == "kernel column"
     field = np.zeros((5, 5), bool)

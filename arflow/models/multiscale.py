@@ -43,7 +43,7 @@ def split_prior(channels: int, hidden: int) -> Coupling:
     as the identity (the N(0, I) prior), and sampling at temperature T draws x_out = mu + T sigma eps.
     """
     coupling = Coupling(channel_mask(channels, 0), CouplingConvNet(channels, hidden))
-    coupling.label = "learnt prior of the split (channel-wise coupling)"
+    coupling.label = "learnt prior of the split\n(channel-wise coupling)"
     return coupling
 
 

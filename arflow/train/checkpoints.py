@@ -129,6 +129,18 @@ def train_and_save(name: str, directory: Path = CHECKPOINT_DIR, progress: bool =
     began = time.perf_counter()
     history = recipe.train(model, recipe.training_config, inputs, False)
     seconds = time.perf_counter() - began
+    manifest = save_checkpoint(name, model, history, seconds, directory, inputs)
+    if progress:
+        print(f"{name}: {recipe.metric} {manifest['value']:.4f} in {seconds:.0f} s ({manifest['bytes'] / 1e6:.2f} MB)")
+    return manifest
+
+
+def save_checkpoint(name: str, model: torch.nn.Module, history: History | None, seconds: float,
+                    directory: Path = CHECKPOINT_DIR, inputs: Inputs | None = None) -> dict:
+    """Write a model trained by the recipe ``name`` (its ``.pt``) and its manifest: the configs, the
+    training time and history given, the metric measured now, what its samples show, the sha256."""
+    recipe = get_recipe(name)
+    inputs = required_inputs(recipe, directory) if inputs is None else inputs
     model.eval()
     directory.mkdir(parents=True, exist_ok=True)
     weights, manifest_path = paths(name, directory)
@@ -155,8 +167,6 @@ def train_and_save(name: str, directory: Path = CHECKPOINT_DIR, progress: bool =
     if judged is not None:
         manifest["samples"] = judged
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-    if progress:
-        print(f"{name}: {recipe.metric} {manifest['value']:.4f} in {seconds:.0f} s ({manifest['bytes'] / 1e6:.2f} MB)")
     return manifest
 
 

@@ -24,8 +24,11 @@ def smooth(values: list[float], window: int = 20) -> list[float]:
 
 
 def image_grid(images, nrow: int | None = None, title: str = "", labels=None, cmap: str = "gray",
-               vmin: float = 0.0, vmax: float = 1.0, scale: float = 1.0):
-    """Draw images (N, 1, H, W) or (N, H, W) in a grid; float k/255 in [0, 1] by default."""
+               vmin: float = 0.0, vmax: float = 1.0, scale: float = 1.0, row_labels=None):
+    """Draw images (N, 1, H, W) or (N, H, W) in a grid; float k/255 in [0, 1] by default.
+
+    ``labels``: one title per image; ``row_labels``: one label left of each row (``nrow`` of them).
+    """
     images = to_numpy(images)
     if images.ndim == 4:
         if images.shape[1] not in (1, 3):
@@ -45,6 +48,11 @@ def image_grid(images, nrow: int | None = None, title: str = "", labels=None, cm
             ax.imshow(images[i], cmap=cmap, vmin=vmin, vmax=vmax)
             if labels is not None:
                 ax.set_title(str(labels[i]), fontsize=8)
+    if row_labels is not None:
+        if len(row_labels) != nrow:
+            raise ValueError(f"row_labels has {len(row_labels)} entries for {nrow} rows")
+        for row, label in zip(axes[:, 0], row_labels):
+            row.text(-0.08, 0.5, str(label), transform=row.transAxes, ha="right", va="center", fontsize=9)
     fig.suptitle(title)
     fig.tight_layout()
     return fig

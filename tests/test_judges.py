@@ -12,6 +12,7 @@ from arflow.data.signals import mu_law_encode
 from arflow.evaluate import judges
 from arflow.models.glow import Glow
 from arflow.models.realnvp import RealNVP
+from arflow.train.checkpoints import load_checkpoint
 
 
 def test_periodicity_finds_a_sines_period_and_not_in_noise():
@@ -56,7 +57,7 @@ def test_top_swap_says_which_level_carries_the_digit(identity_in):
     images, labels = mnist("test", source="embedded", limit=200)
     model = SwapProbe(identity_in)
     model.x = to_float(images)
-    result = judges.top_swap(model, model.x, torch.as_tensor(np.array(labels)))
+    result = judges.top_swap(model, load_checkpoint("digit_classifier"), model.x, torch.as_tensor(np.array(labels)))
     follows, other = ("follows_top", "follows_bottom") if identity_in == "top" else ("follows_bottom", "follows_top")
     assert result["pairs"] > 150
     assert result[follows] > 0.95 and result[other] < 0.05  # the classifier is right on ~99 % of test digits

@@ -1,7 +1,8 @@
 """What a generative checkpoint's samples show, as numbers its manifest records (``"samples"``).
 
 Each judge draws a fixed number of samples from fixed seeds and returns a flat dict of numbers,
-so ``tests/test_checkpoints.py`` can draw them again and compare:
+so ``tests/test_checkpoints.py`` can draw them again and compare. ``classifier`` is the shipped
+digit classifier (the recipes pass :func:`arflow.train.checkpoints.digit_classifier`):
 
 - image models: the digit classifier's verdict (:func:`~arflow.evaluate.samples.score_digits`):
   ``confident`` (fraction classified with p >= 0.9), ``spread_bits`` (entropy of the predicted
@@ -20,14 +21,8 @@ from arflow.data.signals import SAMPLE_RATE, melody_dataset, mu_law_decode
 from arflow.evaluate.samples import score_digits
 
 
-def _classifier():
-    from arflow.train.checkpoints import load_checkpoint  # the shipped classifier (cached by the loader)
-
-    return load_checkpoint("digit_classifier")
-
-
-def _scores(images: torch.Tensor, labels=None) -> dict:
-    score = score_digits(_classifier(), images.detach().float().clamp(0, 1), labels)
+def _scores(classifier, images: torch.Tensor, labels=None) -> dict:
+    score = score_digits(classifier, images.detach().float().clamp(0, 1), labels)
     out = {"n": score.n, "confident": score.confident, "spread_bits": score.spread_bits}
     if score.as_labelled is not None:
         out["as_labelled"] = score.as_labelled
@@ -35,47 +30,47 @@ def _scores(images: torch.Tensor, labels=None) -> dict:
 
 
 @torch.no_grad()
-def judge_flow(model, temperature: float = 0.7, n: int = 100, seed: int = 0) -> dict:
+def judge_flow(model, classifier, temperature: float = 0.7, n: int = 100, seed: int = 0) -> dict:
     """n flow samples at ``temperature`` (z ~ N(0, T^2 I)), scored by the classifier."""
     images = model.sample(n, temperature=temperature, generator=torch.Generator().manual_seed(seed))
-    return {"temperature": temperature, **_scores(images)}
+    return {"temperature": temperature, **_scores(classifier, images)}
 
 
 @torch.no_grad()
-def judge_pixelcnn(model, per_class: int = 2, seed: int = 0, temperature: float = 1.0) -> dict:
+def judge_pixelcnn(model, classifier, per_class: int = 2, seed: int = 0, temperature: float = 1.0) -> dict:
     """10 * ``per_class`` samples of a Gated PixelCNN on pixels; a class-conditional model draws
     ``per_class`` of each digit and is also scored on ``as_labelled``."""
     n = 10 * per_class
     labels = torch.arange(10).repeat_interleave(per_class) if model.n_classes else None
     images = model.sample(n, (28, 28), labels=labels, generator=torch.Generator().manual_seed(seed),
                           temperature=temperature)
-    return {"temperature": temperature, **_scores(images, labels)}
+    return {"temperature": temperature, **_scores(classifier, images, labels)}
 
 
 @torch.no_grad()
-def judge_code_prior(prior, autoencoder, n: int = 50, seed: int = 0) -> dict:
+def judge_code_prior(prior, autoencoder, classifier, n: int = 50, seed: int = 0) -> dict:
     """n codes grids from a VQ-VAE prior (one grid, or top then bottom), decoded and scored."""
     generator = torch.Generator().manual_seed(seed)
     if hasattr(prior, "num_embeddings_top"):
         images = autoencoder.decode(*prior.sample(n, generator=generator))
     else:
         images = autoencoder.decode(prior.sample(n, (7, 7), generator=generator))
-    return _scores(images)
+    return _scores(classifier, images)
 
 
 @torch.no_grad()
-def judge_dalle(model, dvae, per_caption: int = 10, temperature: float = 1.0, seed: int = 0) -> dict:
+def judge_dalle(model, dvae, classifier, per_caption: int = 10, temperature: float = 1.0, seed: int = 0) -> dict:
     """Images from the ten captions "a handwritten zero" .. "a handwritten nine", scored on as_labelled."""
     from arflow.models.dalle import make_caption
 
     captions = [make_caption(digit, 0) for digit in range(10)]
     images = model.images_from_captions(captions, dvae, n_per_caption=per_caption, temperature=temperature,
                                         seed=seed)
-    return {"temperature": temperature, **_scores(images, torch.arange(10).repeat_interleave(per_caption))}
+    return {"temperature": temperature, **_scores(classifier, images, torch.arange(10).repeat_interleave(per_caption))}
 
 
 @torch.no_grad()
-def top_swap(vqvae2, x: torch.Tensor, labels: torch.Tensor, seed: int = 1) -> dict:
+def top_swap(vqvae2, classifier, x: torch.Tensor, labels: torch.Tensor, seed: int = 1) -> dict:
     """Decode every digit's **top** codes with another digit's **bottom** codes (pairs of different classes).
 
     Returns the number of pairs and the fractions classified as the top's digit and as the bottom's.
@@ -85,16 +80,16 @@ def top_swap(vqvae2, x: torch.Tensor, labels: torch.Tensor, seed: int = 1) -> di
     differ = labels != labels[other]
     top, bottom = vqvae2.encode(x)
     swapped = vqvae2.decode(top[differ], bottom[other][differ])
-    predicted = _classifier().probabilities(swapped).argmax(-1)
+    predicted = classifier.probabilities(swapped).argmax(-1)
     return {"pairs": int(differ.sum()),
             "follows_top": float((predicted == labels[differ]).double().mean()),
             "follows_bottom": float((predicted == labels[other][differ]).double().mean())}
 
 
-def judge_top_swap(vqvae2, limit: int = 500) -> dict:
+def judge_top_swap(vqvae2, classifier, limit: int = 500) -> dict:
     """:func:`top_swap` on the first ``limit`` embedded test digits."""
     images, labels = mnist("test", source="embedded", limit=limit)
-    return top_swap(vqvae2, to_float(images), torch.as_tensor(np.array(labels)))
+    return top_swap(vqvae2, classifier, to_float(images), torch.as_tensor(np.array(labels)))
 
 
 def periodicity(wave, lags=range(8, 80)) -> tuple[float, int]:

@@ -16,6 +16,7 @@ the checkpoints it requires (a prior after its autoencoder); ``... train NAME`` 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import time
@@ -199,6 +200,12 @@ def load_checkpoint(name: str, device: str | torch.device = "cpu", directory: Pa
     state = torch.load(weights, map_location="cpu", weights_only=True)
     model.load_state_dict(state, strict=True)
     return model.to(device).eval()
+
+
+@functools.cache
+def digit_classifier() -> torch.nn.Module:
+    """The shipped digit classifier that judges every image model's samples, loaded once."""
+    return load_checkpoint("digit_classifier")
 
 
 @dataclass

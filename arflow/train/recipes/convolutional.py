@@ -18,6 +18,7 @@ from arflow.evaluate.convolutional import pixelcnn_bits_per_dim, wavenet_bits_pe
 from arflow.evaluate.judges import judge_pixelcnn, judge_wavenet_period
 from arflow.models.gated_pixelcnn import GatedPixelCNN
 from arflow.models.wavenet import WaveNet
+from arflow.train.checkpoints import digit_classifier
 from arflow.train.loop import History, fit
 from arflow.train.recipe import Recipe
 from arflow.train.schedules import cosine
@@ -51,11 +52,11 @@ def train_pixelcnn(model: GatedPixelCNN, config: dict, inputs: dict, fast: bool)
 
 GATED_PIXELCNN = Recipe(name="gated_pixelcnn_mnist", build=build_pixelcnn, train=train_pixelcnn,
                         evaluate=lambda model, limit, inputs: pixelcnn_bits_per_dim(model, limit),
-                        judge=lambda model, inputs: judge_pixelcnn(model),
+                        judge=lambda model, inputs: judge_pixelcnn(model, digit_classifier()),
                         model_config={**PIXELCNN_MODEL, "n_classes": 0}, training_config=PIXELCNN_TRAINING)
 GATED_PIXELCNN_COND = Recipe(name="gated_pixelcnn_mnist_cond", build=build_pixelcnn, train=train_pixelcnn,
                              evaluate=lambda model, limit, inputs: pixelcnn_bits_per_dim(model, limit),
-                             judge=lambda model, inputs: judge_pixelcnn(model),
+                             judge=lambda model, inputs: judge_pixelcnn(model, digit_classifier()),
                              model_config={**PIXELCNN_MODEL, "n_classes": 10}, training_config=PIXELCNN_TRAINING)
 
 

@@ -15,6 +15,7 @@ from arflow.evaluate.judges import judge_flow
 from arflow.models.glow import Glow
 from arflow.models.realnvp import RealNVP
 from arflow.models.toy_flow import ToyFlow
+from arflow.train.checkpoints import digit_classifier
 from arflow.train.loop import History, fit
 from arflow.train.recipe import Recipe
 from arflow.train.schedules import cosine
@@ -65,7 +66,7 @@ REALNVP = Recipe(
     build=lambda config: RealNVP(**config),
     train=train_mnist_flow,
     evaluate=lambda model, limit, inputs: mnist_test_bits_per_dim(model, limit),
-    judge=lambda model, inputs: judge_flow(model, temperature=0.7),
+    judge=lambda model, inputs: judge_flow(model, digit_classifier(), temperature=0.7),
     model_config={"input_shape": [1, 28, 28], "n_scales": 3, "n_couplings": 4, "hidden": 64, "learned_prior": True},
     training_config={**FLOW_TRAINING, "steps": 3000},
 )
@@ -75,7 +76,7 @@ GLOW = Recipe(
     build=lambda config: Glow(**config),
     train=train_mnist_flow,
     evaluate=lambda model, limit, inputs: mnist_test_bits_per_dim(model, limit),
-    judge=lambda model, inputs: judge_flow(model, temperature=0.7),
+    judge=lambda model, inputs: judge_flow(model, digit_classifier(), temperature=0.7),
     model_config={"input_shape": [1, 28, 28], "n_levels": 2, "n_steps": 8, "hidden": 96, "lu": True,
                   "learned_prior": True},
     training_config={**FLOW_TRAINING, "steps": 4000},

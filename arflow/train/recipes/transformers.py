@@ -19,6 +19,7 @@ from arflow.models.dalle import PHRASINGS, MiniDalle, caption_dataset
 from arflow.models.dvae import DiscreteVAE, temperature_schedule
 from arflow.models.gpt import GPT
 from arflow.models.image_transformer import ImageTransformer
+from arflow.train.checkpoints import digit_classifier
 from arflow.train.loop import History, fit
 from arflow.train.recipe import Recipe
 from arflow.train.schedules import cosine
@@ -141,7 +142,7 @@ DALLE = Recipe(
                               n_heads=c["n_heads"], n_layers=c["n_layers"]),
     train=train_dalle,
     evaluate=lambda model, limit, inputs: dalle_image_bits(model, inputs["dvae_mnist"], limit),
-    judge=lambda model, inputs: judge_dalle(model, inputs["dvae_mnist"]),
+    judge=lambda model, inputs: judge_dalle(model, inputs["dvae_mnist"], digit_classifier()),
     model_config={"text_len": 20, "image_vocab": 32, "grid": 7, "d_model": 64, "n_heads": 4, "n_layers": 4},
     training_config={"steps": 3000, "batch_size": 32, "lr": 2e-3},
     requires=("dvae_mnist",),

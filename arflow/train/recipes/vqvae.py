@@ -41,7 +41,7 @@ from arflow.models.vae import VAE
 from arflow.models.vqvae import VQVAE
 from arflow.models.vqvae2 import VQVAE2, HierarchicalPrior
 from arflow.train.callbacks import CodeUsage
-from arflow.train.checkpoints import CHECKPOINT_DIR
+from arflow.train.checkpoints import CHECKPOINT_DIR, digit_classifier
 from arflow.train.loop import History, fit
 from arflow.train.recipe import Recipe
 from arflow.train.schedules import cosine
@@ -151,7 +151,7 @@ PRIOR = Recipe(name="prior_vqvae_mnist", build=build_prior, train=train_prior,
                              "kernel_size": 3},
                training_config={"steps": 800, "batch_size": 64, "lr": 3e-3}, requires=("vqvae_mnist",),
                metric="test bits per code (7x7 grid of 64 codes)", data=DATA + ", encoded by vqvae_mnist",
-               judge=lambda model, inputs: judge_code_prior(model, inputs["vqvae_mnist"]))
+               judge=lambda model, inputs: judge_code_prior(model, inputs["vqvae_mnist"], digit_classifier()))
 
 
 # ----------------------------------------------------------------------------- VQ-VAE-2
@@ -178,7 +178,7 @@ def train_vqvae2(model: VQVAE2, config: dict, inputs: dict, fast: bool) -> Histo
 def _vqvae2_recipe(name: str, model_config: dict) -> Recipe:
     return Recipe(name=name, build=build_vqvae2, train=train_vqvae2,
                   evaluate=lambda model, limit, inputs: reconstruction_mse_on_test(model, limit),
-                  judge=lambda model, inputs: judge_top_swap(model),
+                  judge=lambda model, inputs: judge_top_swap(model, digit_classifier()),
                   model_config=model_config, training_config=VQVAE2_TRAINING,
                   metric="test reconstruction MSE per pixel (intensities in [0, 1])", data=DATA, tolerance=1e-4)
 
@@ -210,7 +210,8 @@ PRIOR2 = Recipe(name="prior_vqvae2_mnist", build=build_prior2, train=train_prior
                               "n_layers": 4, "kernel_size": 3},
                 training_config={"steps": 800, "batch_size": 64, "lr": 3e-3}, requires=("vqvae2_mnist",),
                 metric="test bits per image (top 4x4 + bottom 7x7 codes)", data=DATA + ", encoded by vqvae2_mnist",
-                tolerance=0.01, judge=lambda model, inputs: judge_code_prior(model, inputs["vqvae2_mnist"]))
+                tolerance=0.01,
+                judge=lambda model, inputs: judge_code_prior(model, inputs["vqvae2_mnist"], digit_classifier()))
 
 RECIPES = [VAE_FACTORIZED, VAE_PIXELCNN, VQVAE_RECIPE, PRIOR, VQVAE2_RECIPE, PRIOR2, VQVAE2_PLAIN]
 

@@ -62,6 +62,22 @@ def test_fast_generation_equals_naive_generation():
     assert torch.equal(naive, fast)
     assert torch.equal(naive[:, :5], prime)
     assert not torch.equal(naive[0, 5:], naive[1, 5:])
+    assert not fast.is_inference() and not naive.is_inference()  # ordinary tensors, whatever the caller does next
+
+
+@pytest.mark.parametrize("kernel_size", [1, 3])
+def test_fast_generation_equals_naive_for_other_kernels_and_a_prime_longer_than_the_receptive_field(kernel_size):
+    """The stepper folds the residual biases into the kernels' biases and sums the skips at the
+    end: both rewrites must hold for every tap layout and when the prime fills the queues."""
+    torch.manual_seed(2)
+    model = WaveNet(16, channels=8, skip_channels=12, dilations=(1, 2, 4, 1), kernel_size=kernel_size)
+    with torch.no_grad():  # biases far from zero, so that a bias folded wrongly would show
+        for block in model.blocks:
+            block.res.bias.uniform_(-1, 1)
+            block.conv.conv.bias.uniform_(-1, 1)
+    prime = torch.randint(0, 16, (2, model.receptive_field + 7))
+    u = torch.rand(2, 30, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(model.generate(30, prime, u, fast=False), model.generate(30, prime, u, fast=True))
 
 
 def test_mu_law_round_trip_and_resolution():

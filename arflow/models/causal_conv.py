@@ -43,7 +43,7 @@ class CausalConv1d(nn.Module):
         """One time step: x_t (B, C_in) and the queue -> (output (B, C_out), updated queue).
 
         Reads only the k taps the dilated kernel uses: O(1) work per step instead of O(T). (The WaveNet's
-        sampler, ``arflow.models.wavenet._BlockStepper``, does the same with fewer tensor operations.)
+        sampler, ``arflow.models.wavenet._QueueStepper``, does the same with fewer tensor operations.)
         """
         queue = torch.cat([queue[:, :, 1:], x_t[:, :, None]], dim=2)
         taps = queue[:, :, :: self.dilation]  # (B, C_in, k): inputs t-(k-1)d, ..., t

@@ -43,40 +43,59 @@ class ResidualBlock(nn.Module):
         return x + self.res(z), self.skip(z)
 
 
-class _BlockStepper:
-    """One residual block, one time step at a time (Fast WaveNet), with as few tensor operations as possible.
+class _QueueStepper:
+    """The whole WaveNet one time step at a time (Fast WaveNet), with as few tensor operations as possible.
 
-    The past inputs the dilated kernel reads live in a Python deque of (B, C) tensors (no copy of
-    a queue tensor per step); the kernel's taps are one matrix (2C, k C), the residual and skip
-    1x1 convolutions one matrix (C + S, C). Built from a block and its queue (B, C, (k-1)d + 1).
+    Per block and step: one matrix product for the dilated kernel's k taps, the gate, one for
+    the residual path. Three rewrites make that possible, all exact in real arithmetic:
+
+    - the skip 1x1 convolutions are linear, so their sum over blocks is one product of all the
+      gated outputs, concatenated (B, L C), with the stacked skip weights (L C, S), once per step;
+    - each block's residual bias is a constant added to every later block's input. The stepper
+      carries g = h - (the biases added so far) instead of h, and folds that constant into the
+      next kernels' biases; the queues, read from the prime, hold g as well;
+    - tanh(a) * sigmoid(b) is ``F.glu`` of [tanh(a), b].
+
+    The past inputs each kernel reads live in one Python deque of (B, C) tensors per block.
     """
 
-    def __init__(self, block: ResidualBlock, queue: torch.Tensor):
-        conv = block.conv
-        self.k, self.d, self.channels = conv.kernel_size, conv.dilation, block.res.out_channels
-        weight = conv.conv.weight  # (2C, C, k): tap j reads input t - (k-1-j) d
-        self.taps = weight.permute(0, 2, 1).reshape(weight.shape[0], -1).t().contiguous()  # (k C, 2C)
-        self.tap_bias = conv.conv.bias
-        self.out = torch.cat([block.res.weight[:, :, 0], block.skip.weight[:, :, 0]]).t().contiguous()  # (C, C+S)
-        self.out_bias = torch.cat([block.res.bias, block.skip.bias])
-        # the inputs at t-(k-1)d .. t-1 (those older than the oldest tap are not kept)
-        self.past = deque(queue[:, :, i] for i in range(1, queue.shape[2]))
-        self.past_len = queue.shape[2] - 1
+    def __init__(self, model: WaveNet, queues: list[torch.Tensor]):
+        channels = model.blocks[0].res.out_channels
+        offset = torch.zeros_like(model.blocks[0].res.bias)  # h - g at this block's input: the biases so far
+        self.layers = []
+        for block, queue in zip(model.blocks, queues):
+            conv = block.conv
+            weight = conv.conv.weight  # (2C, C, k): tap j reads input t - (k-1-j) d
+            taps = weight.permute(0, 2, 1).reshape(weight.shape[0], -1).t().contiguous()  # (k C, 2C)
+            bias = conv.conv.bias + offset.repeat(conv.kernel_size) @ taps
+            g = queue - offset[None, :, None]  # (B, C, (k-1)d + 1): inputs t-(k-1)d .. t
+            past = deque(g[:, :, i] for i in range(1, g.shape[2]))  # t-(k-1)d .. t-1
+            residual = block.res.weight[:, :, 0].t().contiguous()  # (C, C)
+            self.layers.append((past, conv.kernel_size, conv.dilation, taps, bias, residual))
+            offset = offset + block.res.bias
+        self.channels = channels
+        self.skip = torch.cat([block.skip.weight[:, :, 0].t() for block in model.blocks]).contiguous()  # (L C, S)
+        self.skip_bias = sum(block.skip.bias for block in model.blocks)
+        self.head = [(m.weight[:, :, 0], m.bias) for m in (model.head[1], model.head[3])]
+        self.embedding = model.embed.weight
 
-    def __call__(self, x_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x_t (B, C) -> (residual output (B, C), skip (B, S))."""
-        past = self.past
-        if self.k == 1:
-            a = torch.addmm(self.tap_bias, x_t, self.taps)
-        else:
-            read = [past[j * self.d] for j in range(self.k - 1)]  # t-(k-1)d, ..., t-d
-            a = torch.addmm(self.tap_bias, torch.cat([*read, x_t], dim=1), self.taps)
-        if self.past_len:
-            past.append(x_t)
-            past.popleft()
-        z = torch.tanh(a[:, :self.channels]).mul_(torch.sigmoid(a[:, self.channels:]))
-        both = torch.addmm(self.out_bias, z, self.out)
-        return x_t + both[:, :self.channels], both[:, self.channels:]
+    def __call__(self, x_t: torch.Tensor) -> torch.Tensor:
+        """One new input sample x_t (B,) long -> the logits of the next (B, n_values)."""
+        g, gated = F.embedding(x_t, self.embedding), []
+        for past, k, d, taps, bias, residual in self.layers:
+            if k == 1:
+                a = torch.addmm(bias, g, taps)
+            else:
+                a = torch.addmm(bias, torch.cat([*(past[j * d] for j in range(k - 1)), g], dim=1), taps)
+                past.append(g)
+                past.popleft()
+            a[:, :self.channels].tanh_()
+            z = F.glu(a, dim=1)  # tanh(filter) * sigmoid(gate), (B, C)
+            gated.append(z)
+            g = torch.addmm(g, z, residual)
+        skips = torch.addmm(self.skip_bias, torch.cat(gated, dim=1), self.skip)
+        hidden = F.relu(F.linear(skips.relu_(), *self.head[0]))
+        return F.linear(hidden, *self.head[1])
 
 
 class WaveNet(nn.Module):
@@ -126,7 +145,6 @@ class WaveNet(nn.Module):
         logits = self(x[:, :-1])[:, :, skip_first:]
         return F.cross_entropy(logits, x[:, 1 + skip_first:])
 
-    @torch.no_grad()
     def generate(self, n_steps: int, prime: torch.Tensor, uniforms: torch.Tensor | None = None,
                  generator: torch.Generator | None = None, fast: bool = True,
                  temperature: float = 1.0) -> torch.Tensor:
@@ -144,8 +162,11 @@ class WaveNet(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            out = self._generate_fast if fast else self._generate_naive
-            return out(prime.clone(), n_steps, uniforms, temperature)
+            # inference mode (both paths): no autograd bookkeeping on the many small operations
+            with torch.inference_mode():
+                out = self._generate_fast if fast else self._generate_naive
+                samples = out(prime.clone(), n_steps, uniforms, temperature)
+            return samples.clone()  # an ordinary tensor, usable outside inference mode
         finally:
             self.train(was_training)
 
@@ -165,18 +186,7 @@ class WaveNet(nn.Module):
             h, skip = block(h)
             skips = skips + skip
         logits = self.head(skips[:, :, -1:])[:, :, 0]
-        steppers = [_BlockStepper(block, queue) for block, queue in zip(self.blocks, queues)]
-        head = [(m.weight[:, :, 0], m.bias) for m in (self.head[1], self.head[3])]
-        embedding = self.embed.weight
-
-        def step(x_t):  # one new input sample (B,) -> logits for the next (B, n_values)
-            h, skips = embedding[x_t], None
-            for stepper in steppers:
-                h, skip = stepper(h)
-                skips = skip if skips is None else skips.add_(skip)
-            hidden = F.relu(F.linear(F.relu(skips), *head[0]))
-            return F.linear(hidden, *head[1])
-
+        step = _QueueStepper(self, queues)
         out = [seq]
         for s in progress(range(n_steps), "sampling (queues)"):
             new = inverse_cdf(logits, uniforms[:, s], temperature)

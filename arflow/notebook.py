@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
 import textwrap
 
@@ -74,19 +73,10 @@ def judge_digits(images: torch.Tensor, labels=None, show: bool = True):
     :class:`~arflow.evaluate.samples.SampleScore`.
     """
     from arflow.evaluate.samples import score_digits
+    from arflow.train.checkpoints import digit_classifier
 
-    score = score_digits(_digit_classifier(), images.cpu(), labels)
+    score = score_digits(digit_classifier(), images.cpu(), labels)
     if not show:
         return score
     print(score.summary())
     return None
-
-
-
-@functools.cache
-def _digit_classifier():
-    """The shipped digit classifier, loaded once per kernel."""
-    from arflow.train.checkpoints import load_checkpoint
-
-    return load_checkpoint("digit_classifier")
-

@@ -45,3 +45,17 @@ def test_explorer_draws_at_once_then_on_every_change(monkeypatch):
     assert calls[-1] == (7, "a")
     label.value = "b"
     assert calls[-1] == (7, "b")
+
+
+def test_judge_digits_prints_one_line_or_returns_the_score(capsys):
+    """Real test digits score high on the shipped classifier; the line names what is measured."""
+    from arflow.data import mnist, to_float
+
+    images, labels = mnist("test", source="embedded", limit=40)
+    assert notebook.judge_digits(to_float(images), labels=labels) is None
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("digit classifier on 40 images") and "classified as their label" in line
+    score = notebook.judge_digits(to_float(images), labels=labels, show=False)
+    assert score.n == 40 and score.as_labelled >= 0.9 and score.confident >= 0.8
+    noise = notebook.judge_digits(torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(0)), show=False)
+    assert noise.confident < 0.2 and noise.as_labelled is None

@@ -2,8 +2,9 @@
 
 For each image model: how many samples, the fraction confidently a digit, the spread over the ten
 classes (bits, 3.32 at most), and for models given a label or a caption the fraction classified
-as it; real test digits and uniform noise give the scale. The WaveNet and the byte-level GPT
-draw no digits and are not judged here.
+as it; real test digits and uniform noise give the scale. Checkpoints with a judge
+(:mod:`arflow.evaluate.judges`) are scored by it, on the samples their manifests record. The
+WaveNet and the byte-level GPT draw no digits and are not judged here.
 """
 
 from __future__ import annotations
@@ -15,80 +16,56 @@ import torch
 import torch.nn.functional as F
 
 from arflow.data import mnist, to_float
+from arflow.evaluate.judges import judge_code_prior, judge_dalle, judge_flow, judge_pixelcnn
 from arflow.evaluate.samples import score_digits
-from arflow.models.dalle import make_caption
 from arflow.models.image_transformer import tokens_to_images
-from arflow.train.checkpoints import load_checkpoint
+from arflow.train.checkpoints import digit_classifier, load_checkpoint
 
-Sampler = Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor | None]]
+# classifier -> {"n", "confident", "spread_bits"[, "as_labelled"]}: the checkpoints with a judge use it
+# (the same samples as their manifests' "samples"); the others draw here with a fixed seed
+Row = Callable[[torch.nn.Module], dict]
 
 
-def _flow(name: str, temperature: float, n: int = 100) -> Sampler:
+def _drawn(draw: Callable[[torch.Generator], torch.Tensor]) -> Row:
+    """A row for images (N, 1, 28, 28) drawn with the generator of seed 0, scored without labels."""
+    def row(classifier):
+        images = draw(torch.Generator().manual_seed(0))
+        return score_digits(classifier, images.cpu().float().clamp(0, 1)).as_dict()
+    return row
+
+
+def _image_transformer(name: str, n: int = 16) -> Row:
     def draw(generator):
-        return load_checkpoint(name).sample(n, temperature=temperature, generator=generator).clamp(0, 1), None
-    return draw
+        small = tokens_to_images(load_checkpoint(name).sample(n, generator=generator), 16)  # (n, 1, 14, 14)
+        return F.interpolate(small, size=(28, 28), mode="bilinear")
+    return _drawn(draw)
 
 
-def _pixelcnn(n: int = 20) -> Sampler:
-    return lambda generator: (load_checkpoint("gated_pixelcnn_mnist").sample(n, (28, 28), generator=generator), None)
+def _vae(name: str, n: int = 50) -> Row:
+    return _drawn(lambda generator: load_checkpoint(name).sample(n, generator=generator))
 
 
-def _pixelcnn_conditional(per_digit: int = 2) -> Sampler:
-    def draw(generator):
-        labels = torch.arange(10).repeat_interleave(per_digit)
-        model = load_checkpoint("gated_pixelcnn_mnist_cond")
-        return model.sample(len(labels), (28, 28), labels=labels, generator=generator), labels
-    return draw
+def _flow(name: str, temperature: float) -> Row:
+    return lambda classifier: judge_flow(load_checkpoint(name), classifier, temperature=temperature)
 
 
-def _vqvae(n: int = 50) -> Sampler:
-    def draw(generator):
-        codes = load_checkpoint("prior_vqvae_mnist").sample(n, (7, 7), generator=generator)
-        return load_checkpoint("vqvae_mnist").decode(codes).clamp(0, 1), None
-    return draw
+def _code_prior(prior: str, autoencoder: str) -> Row:
+    return lambda classifier: judge_code_prior(load_checkpoint(prior), load_checkpoint(autoencoder), classifier)
 
 
-def _vqvae2(n: int = 50) -> Sampler:
-    def draw(generator):
-        top, bottom = load_checkpoint("prior_vqvae2_mnist").sample(n, generator=generator)
-        return load_checkpoint("vqvae2_mnist").decode(top, bottom).clamp(0, 1), None
-    return draw
-
-
-def _dalle(per_caption: int = 4) -> Sampler:
-    def draw(generator):
-        captions = [make_caption(digit, 0) for digit in range(10)]
-        seed = int(torch.randint(0, 2**31 - 1, (), generator=generator))
-        images = load_checkpoint("dalle_mnist").images_from_captions(captions, load_checkpoint("dvae_mnist"),
-                                                                    n_per_caption=per_caption, seed=seed)
-        return images.clamp(0, 1), torch.arange(10).repeat_interleave(per_caption)
-    return draw
-
-
-def _image_transformer(name: str, n: int = 16) -> Sampler:
-    def draw(generator):
-        tokens = load_checkpoint(name).sample(n, generator=generator)
-        small = tokens_to_images(tokens, 16)  # (n, 1, 14, 14)
-        return F.interpolate(small, size=(28, 28), mode="bilinear").clamp(0, 1), None
-    return draw
-
-
-def _vae(name: str, n: int = 50) -> Sampler:
-    return lambda generator: (load_checkpoint(name).sample(n, generator=generator).clamp(0, 1), None)
-
-
-SAMPLERS: dict[str, Sampler] = {
-    "real test digits (scale)": lambda g: (to_float(mnist("test", source="embedded", limit=100)[0]), None),
-    "uniform noise (scale)": lambda g: (torch.rand(100, 1, 28, 28, generator=g), None),
+ROWS: dict[str, Row] = {
+    "real test digits (scale)": _drawn(lambda g: to_float(mnist("test", source="embedded", limit=100)[0])),
+    "uniform noise (scale)": _drawn(lambda g: torch.rand(100, 1, 28, 28, generator=g)),
     "realnvp_mnist T=0.7": _flow("realnvp_mnist", 0.7),
     "realnvp_mnist T=1": _flow("realnvp_mnist", 1.0),
     "glow_mnist T=0.7": _flow("glow_mnist", 0.7),
     "glow_mnist T=1": _flow("glow_mnist", 1.0),
-    "gated_pixelcnn_mnist": _pixelcnn(),
-    "gated_pixelcnn_mnist_cond": _pixelcnn_conditional(),
-    "prior_vqvae_mnist + vqvae": _vqvae(),
-    "prior_vqvae2_mnist + vqvae2": _vqvae2(),
-    "dalle_mnist (10 captions)": _dalle(),
+    "gated_pixelcnn_mnist": lambda c: judge_pixelcnn(load_checkpoint("gated_pixelcnn_mnist"), c),
+    "gated_pixelcnn_mnist_cond": lambda c: judge_pixelcnn(load_checkpoint("gated_pixelcnn_mnist_cond"), c),
+    "prior_vqvae_mnist + vqvae": _code_prior("prior_vqvae_mnist", "vqvae_mnist"),
+    "prior_vqvae2_mnist + vqvae2": _code_prior("prior_vqvae2_mnist", "vqvae2_mnist"),
+    "dalle_mnist (10 captions)": lambda c: judge_dalle(load_checkpoint("dalle_mnist"), load_checkpoint("dvae_mnist"),
+                                                       c),
     "imgtf_dense (14x14)": _image_transformer("imgtf_dense"),
     "imgtf_sparse (14x14)": _image_transformer("imgtf_sparse"),
     "vae_factorized (binary)": _vae("vae_factorized"),
@@ -97,17 +74,16 @@ SAMPLERS: dict[str, Sampler] = {
 
 
 def judge_all(names: list[str] | None = None) -> list[dict]:
-    """Sample each model (fixed seed) and score its samples: a row per model."""
-    classifier = load_checkpoint("digit_classifier")
+    """Score each row's samples (fixed seeds): a dict per row, with the seconds it took."""
+    classifier = digit_classifier()
     rows = []
-    for name, draw in SAMPLERS.items():
+    for name, row in ROWS.items():
         if names is not None and name not in names:
             continue
         began = time.perf_counter()
         with torch.no_grad():
-            images, labels = draw(torch.Generator().manual_seed(0))
-        score = score_digits(classifier, images.cpu().float(), labels)
-        rows.append({"model": name, "seconds": time.perf_counter() - began, **score.as_dict()})
+            score = row(classifier)
+        rows.append({"model": name, "seconds": time.perf_counter() - began, **score})
     return rows
 
 
@@ -115,6 +91,6 @@ def run():
     yield (f"{'samples of':30s} {'n':>4s} {'confident':>9s} {'spread (bits)':>13s} {'as labelled':>11s} "
            f"{'sampling (s)':>12s}")
     for row in judge_all():
-        labelled = "-" if row["as_labelled"] is None else f"{100 * row['as_labelled']:.0f}%"
+        labelled = f"{100 * row['as_labelled']:.0f}%" if row.get("as_labelled") is not None else "-"
         yield (f"{row['model']:30s} {row['n']:>4d} {100 * row['confident']:>8.0f}% {row['spread_bits']:>13.2f} "
                f"{labelled:>11s} {row['seconds']:>12.1f}")

@@ -22,11 +22,9 @@ from arflow.evaluate.samples import score_digits
 
 
 def _scores(classifier, images: torch.Tensor, labels=None) -> dict:
+    """The classifier's scores of images (N, 1, 28, 28), flat for a manifest (no ``as_labelled`` without labels)."""
     score = score_digits(classifier, images.detach().float().clamp(0, 1), labels)
-    out = {"n": score.n, "confident": score.confident, "spread_bits": score.spread_bits}
-    if score.as_labelled is not None:
-        out["as_labelled"] = score.as_labelled
-    return out
+    return {name: value for name, value in score.as_dict().items() if value is not None}
 
 
 @torch.no_grad()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 CONFIDENCE = 0.9
@@ -71,7 +72,7 @@ def score_digits(classifier: torch.nn.Module, images: torch.Tensor, labels=None)
     confidence, predicted = probs.max(-1)
     as_labelled = None
     if labels is not None:
-        labels = torch.as_tensor(labels).long().flatten()
+        labels = torch.as_tensor(np.array(labels, dtype=np.int64)).flatten()  # a copy: shipped labels are read-only
         if len(labels) != len(images):
             raise ValueError(f"{len(labels)} labels for {len(images)} images")
         as_labelled = float((predicted == labels).double().mean())

@@ -10,11 +10,11 @@ The multi-scale architecture, for an input (C, H, W), ``n_levels`` levels of ``n
 
 The coupling always conditions on the first half of the channels: the learnt 1x1 convolution
 before it decides which mixtures of channels are in that half, replacing RealNVP's alternating
-masks. Simplification: by default the factored-out halves are N(0, I);
-and the preprocessing is the same logit transform as :class:`~arflow.models.realnvp.RealNVP`.
+masks. The preprocessing is the same logit transform as :class:`~arflow.models.realnvp.RealNVP`.
 
-With ``learned_prior=True`` each factored-out half gets Glow's learnt conditional prior
-N(mu(h), sigma(h)^2), h the half that stays (:func:`~arflow.models.multiscale.split_prior`).
+Each factored-out half is N(0, I) by default (a simplification). With ``learned_prior=True`` it
+gets Glow's learnt conditional prior N(mu(h), sigma(h)^2), h the half that stays
+(:func:`~arflow.models.multiscale.split_prior`); the shipped checkpoint uses it.
 """
 
 from __future__ import annotations

@@ -72,7 +72,10 @@ def score_digits(classifier: torch.nn.Module, images: torch.Tensor, labels=None)
     confidence, predicted = probs.max(-1)
     as_labelled = None
     if labels is not None:
-        labels = torch.as_tensor(np.array(labels, dtype=np.int64)).flatten()  # a copy: shipped labels are read-only
+        if isinstance(labels, torch.Tensor):
+            labels = labels.detach().cpu().long().flatten()
+        else:  # a copy: the shipped label arrays are read-only
+            labels = torch.as_tensor(np.array(labels, dtype=np.int64)).flatten()
         if len(labels) != len(images):
             raise ValueError(f"{len(labels)} labels for {len(images)} images")
         as_labelled = float((predicted == labels).double().mean())

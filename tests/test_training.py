@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from arflow.evaluate.batched import mean_over_batches
-from arflow.train.loop import History, concatenate, fit
+from arflow.train.loop import History, fit
 from arflow.viz.primitives import smooth
 
 
@@ -84,35 +84,3 @@ def test_smooth_and_history_round_trip():
     assert smooth([1, 2, 3, 4], window=2) == [1, 1.5, 2.5, 3.5]
     history = History([(1, 2.0)], [(1, 3.0)], 4.5)
     assert History.from_dict(history.as_dict()) == history
-
-
-def test_concatenate_puts_the_second_run_after_the_first():
-    first = History(train=[(1, 3.0), (2, 2.0)], eval=[(2, 2.5)], seconds=4.0, series={"kl": [(2, 0.5)]})
-    second = History(train=[(1, 1.5)], eval=[(1, 1.2)], seconds=1.5)
-    both = concatenate(first, second)
-    assert both.train == [(1, 3.0), (2, 2.0), (3, 1.5)] and both.eval == [(2, 2.5), (3, 1.2)]
-    assert both.series["kl"] == [(2, 0.5)] and both.seconds == 5.5
-    assert first.train == [(1, 3.0), (2, 2.0)]  # the inputs are not changed
-
-
-def test_a_second_stage_trained_on_first_stage_weights_is_the_whole_recipe():
-    """A recipe's ``more`` stage depends only on the weights the first stage left, so a shipped
-    first-stage checkpoint trained on by it is the model the whole recipe trains."""
-    from arflow.train.recipes.convolutional import GATED_PIXELCNN_COND, _pixelcnn_stage, train_pixelcnn
-
-    config = {**GATED_PIXELCNN_COND.training_config, "more": {"steps": 3, "lr": 1e-3, "warmup": 2, "seed": 1}}
-    torch.manual_seed(0)
-    whole = GATED_PIXELCNN_COND.build(GATED_PIXELCNN_COND.model_config)
-    start = {k: v.clone() for k, v in whole.state_dict().items()}
-    history = train_pixelcnn(whole, config, {}, fast=True)
-    assert [s for s, _ in history.train] == list(range(1, 7))  # 3 fast steps per stage, numbered on
-
-    staged = GATED_PIXELCNN_COND.build(GATED_PIXELCNN_COND.model_config)
-    staged.load_state_dict(start)
-    _pixelcnn_stage(staged, config, fast=True, seed=0)
-    shipped = GATED_PIXELCNN_COND.build(GATED_PIXELCNN_COND.model_config)  # a fresh process loading the checkpoint
-    shipped.load_state_dict(staged.state_dict())
-    _pixelcnn_stage(shipped, {**config, **config["more"]}, fast=True, seed=1)
-    for name, value in whole.state_dict().items():
-        assert torch.equal(value, shipped.state_dict()[name]), name
-    assert any(not torch.equal(value, start[name]) for name, value in whole.state_dict().items())  # it trained

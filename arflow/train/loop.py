@@ -82,16 +82,6 @@ class History:
         return cls(seconds=data["seconds"], series=data["series"])
 
 
-def concatenate(first: History, second: History) -> History:
-    """Two runs one after the other as one history: ``second``'s steps follow ``first``'s last
-    training step, and the seconds add up."""
-    offset = first.train[-1][0] if first.train else 0
-    series = {name: list(points) for name, points in first.series.items()}
-    for name, points in second.series.items():
-        series.setdefault(name, []).extend((step + offset, value) for step, value in points)
-    return History(seconds=first.seconds + second.seconds, series=series)
-
-
 @dataclass
 class Run:
     """The state a callback sees: the model, its optimizer, the step just done and what it returned."""

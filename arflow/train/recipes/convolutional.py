@@ -19,7 +19,7 @@ from arflow.evaluate.judges import judge_pixelcnn, judge_wavenet_period
 from arflow.models.gated_pixelcnn import GatedPixelCNN
 from arflow.models.wavenet import WaveNet
 from arflow.train.checkpoints import digit_classifier
-from arflow.train.loop import History, concatenate, fit
+from arflow.train.loop import History, fit
 from arflow.train.recipe import Recipe
 from arflow.train.schedules import cosine
 
@@ -33,25 +33,11 @@ def build_pixelcnn(config: dict) -> GatedPixelCNN:
 
 
 def train_pixelcnn(model: GatedPixelCNN, config: dict, inputs: dict, fast: bool) -> History:
-    """Adam with a cosine learning rate on the embedded MNIST train split; loss in nats per pixel.
-
-    ``config["more"]`` (optional) is a second stage run after the first: a fresh Adam, its own
-    loader seed, a short warm-up and a second cosine (a warm restart). It depends only on the
-    weights the first stage left, so a shipped first-stage checkpoint can be trained on by it and
-    give the very model the whole recipe would.
-    """
-    history = _pixelcnn_stage(model, config, fast, seed=0)
-    if "more" in config:
-        history = concatenate(history, _pixelcnn_stage(model, {**config, **config["more"]}, fast,
-                                                       seed=config["more"]["seed"]))
-    return history
-
-
-def _pixelcnn_stage(model: GatedPixelCNN, config: dict, fast: bool, seed: int) -> History:
-    torch.manual_seed(seed)
+    """Adam with a cosine learning rate on the embedded MNIST train split; loss in nats per pixel."""
+    torch.manual_seed(0)
     steps = 3 if fast else config["steps"]
     images, labels = mnist("train", source="embedded", limit=64 if fast else None)
-    loader = make_loader(to_float(images), labels, batch_size=config["batch_size"], seed=seed)
+    loader = make_loader(to_float(images), labels, batch_size=config["batch_size"], seed=0)
     device = next(model.parameters()).device
 
     def loss_fn(net, batch):
@@ -59,8 +45,7 @@ def _pixelcnn_stage(model: GatedPixelCNN, config: dict, fast: bool, seed: int) -
         return net.nll(x, y if net.n_classes else None)
 
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
-    warmup = min(config.get("warmup", 0), steps)
-    return fit(model, loss_fn, loader, steps, optimizer=optimizer, scheduler=cosine(optimizer, steps, warmup),
+    return fit(model, loss_fn, loader, steps, optimizer=optimizer, scheduler=cosine(optimizer, steps),
                eval_fn=lambda net: pixelcnn_bits_per_dim(net, 16 if fast else 200),
                eval_every=max(1, steps // 4), desc="gated pixelcnn")
 

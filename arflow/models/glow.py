@@ -14,7 +14,9 @@ masks. The preprocessing is the same logit transform as :class:`~arflow.models.r
 
 Each factored-out half is N(0, I) by default (a simplification). With ``learned_prior=True`` it
 gets Glow's learnt conditional prior N(mu(h), sigma(h)^2), h the half that stays
-(:func:`~arflow.models.multiscale.split_prior`); the shipped checkpoint uses it.
+(:func:`~arflow.models.multiscale.split_prior`); the shipped checkpoints use it. With
+``variational_dequantization=True`` the dequantization noise is learnt with the flow
+(:class:`~arflow.models.variational_dequantize.VariationalDequantizer`).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class Glow(MultiScaleFlow):
 
     def __init__(self, input_shape: tuple[int, int, int] = (1, 28, 28), n_levels: int = 2, n_steps: int = 4,
                  hidden: int = 32, lu: bool = True, alpha: float = 0.05,
-                 learned_prior: bool = False):
+                 learned_prior: bool = False, variational_dequantization: bool = False):
         if n_levels < 1 or n_steps < 1:
             raise ValueError(f"n_levels and n_steps must be >= 1, got {n_levels} and {n_steps}")
         c, h, w = input_shape
@@ -56,4 +58,4 @@ class Glow(MultiScaleFlow):
                     layers.append(split_prior(c, hidden))
                 layers.append(FACTOR_OUT)
                 c //= 2
-        super().__init__(layers, input_shape)
+        super().__init__(layers, input_shape, variational_dequantization)

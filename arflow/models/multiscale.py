@@ -22,6 +22,7 @@ from arflow.models.coupling import Coupling, CouplingConvNet, channel_mask
 from arflow.models.dequantize import dequantize, discrete_bits_per_dim
 from arflow.models.flow import FlowSequence, run_flow
 from arflow.models.split import Split, output_shape
+from arflow.models.variational_dequantize import VariationalDequantizer
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -61,19 +62,23 @@ def nest_splits(layers: list, input_shape: tuple[int, int, int]) -> list[nn.Modu
 
 
 class MultiScaleFlow(nn.Module):
-    """Args: layers (flow layers and :data:`FACTOR_OUT` marks, in the x -> z direction); input_shape (C, H, W).
+    """Args: layers (flow layers and :data:`FACTOR_OUT` marks, in the x -> z direction); input_shape (C, H, W);
+    variational_dequantization: learn the dequantization noise with the flow
+    (:class:`~arflow.models.variational_dequantize.VariationalDequantizer`) instead of drawing it uniformly.
 
     The layers run in one loop (:func:`~arflow.models.flow.run_flow`) both ways: each mark becomes a
     :class:`~arflow.models.split.Split` whose ``rest`` is the flow after it, so the output of the
     loop is one flat latent vector [z_1, z_2, ..., z_final] (B, D) per example.
     """
 
-    def __init__(self, layers: list, input_shape: tuple[int, int, int]):
+    def __init__(self, layers: list, input_shape: tuple[int, int, int], variational_dequantization: bool = False):
         super().__init__()
         self.input_shape = tuple(input_shape)
         self.layers = nn.ModuleList(nest_splits(list(layers), self.input_shape))
         self.n_dims = math.prod(self.input_shape)
         self.z_shapes = self._trace_shapes()[1]
+        # learnt dequantization noise q(u | k); None: uniform noise
+        self.dequantizer = VariationalDequantizer(self.input_shape[0]) if variational_dequantization else None
 
     def _trace_shapes(self) -> tuple[list[tuple[str, tuple]], list[tuple]]:
         """Shapes after every layer (without running it) and the shapes of the latent pieces."""
@@ -137,8 +142,14 @@ class MultiScaleFlow(nn.Module):
         return sum(standard_normal_log_prob(z) for z in zs) + logdet
 
     def nll_bits_per_dim(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Images k/255 (B, C, H, W) -> bits/dim per example (B,), dequantized with fresh noise."""
-        return discrete_bits_per_dim(self.log_prob(dequantize(x, generator)), self.n_dims)
+        """Images k/255 (B, C, H, W) -> bits/dim per example (B,), dequantized with fresh noise.
+
+        With a learnt ``dequantizer`` the bound subtracts log q(u | k) (uniform noise has log q = 0).
+        """
+        if self.dequantizer is None:
+            return discrete_bits_per_dim(self.log_prob(dequantize(x, generator)), self.n_dims)
+        v, log_q = self.dequantizer(x, generator)
+        return discrete_bits_per_dim(self.log_prob(v) - log_q, self.n_dims)
 
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0,

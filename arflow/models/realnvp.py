@@ -13,7 +13,9 @@ The multi-scale architecture, for an input (C, H, W) and ``n_scales`` scales::
 The original also uses batch normalisation and residual networks for s and t; this one uses
 small CNNs (:class:`~arflow.models.coupling.CouplingConvNet`), enough for MNIST. With
 ``learned_prior=True`` the factored-out halves get a learnt conditional prior, as in Glow
-(:func:`~arflow.models.multiscale.split_prior`).
+(:func:`~arflow.models.multiscale.split_prior`); with ``variational_dequantization=True`` the
+dequantization noise is learnt with the flow
+(:class:`~arflow.models.variational_dequantize.VariationalDequantizer`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class RealNVP(MultiScaleFlow):
 
     def __init__(self, input_shape: tuple[int, int, int] = (1, 28, 28), n_scales: int = 2,
                  n_couplings: int = 3, hidden: int = 32, affine: bool = True, alpha: float = 0.05,
-                 learned_prior: bool = False):
+                 learned_prior: bool = False, variational_dequantization: bool = False):
         if n_scales < 1 or n_couplings < 1:
             raise ValueError(f"n_scales and n_couplings must be >= 1, got {n_scales} and {n_couplings}")
         c, h, w = input_shape
@@ -50,4 +52,4 @@ class RealNVP(MultiScaleFlow):
             c //= 2
         layers += [Coupling(checkerboard_mask(h, w, k % 2), CouplingConvNet(c, hidden), affine)
                    for k in range(n_couplings + 1)]
-        super().__init__(layers, input_shape)
+        super().__init__(layers, input_shape, variational_dequantization)

@@ -45,7 +45,8 @@ def test_checkpoint_loads_and_re_measures_its_metric(name):
 
 
 # Every model the lectures sample from records what its samples show (arflow.evaluate.judges).
-GENERATIVE = {"realnvp_mnist", "glow_mnist", "gated_pixelcnn_mnist", "gated_pixelcnn_mnist_cond", "wavenet_signal",
+GENERATIVE = {"realnvp_mnist", "glow_mnist", "realnvp_mnist_vd", "glow_mnist_vd",
+              "gated_pixelcnn_mnist", "gated_pixelcnn_mnist_cond", "wavenet_signal",
               "dalle_mnist", "prior_vqvae_mnist", "prior_vqvae2_mnist", "vqvae2_mnist", "vqvae2_mnist_plain"}
 
 

@@ -137,6 +137,35 @@ def test_recipes_are_registered_and_train_in_fast_mode():
     assert math.isfinite(value) and value == recipe.evaluate(model, 20, {})
 
 
+def test_learnt_noise_recipes_start_from_their_base_flow():
+    from arflow.data import mnist, to_float
+    from arflow.train.checkpoints import load_recipes
+
+    recipes = load_recipes()
+    for name, base_name in (("glow_mnist_vd", "glow_mnist"), ("realnvp_mnist_vd", "realnvp_mnist")):
+        recipe, base_recipe = recipes[name], recipes[base_name]
+        assert recipe.requires == (base_name,)
+        state = recipe.build(recipe.model_config).state_dict()
+        base_state = base_recipe.build(base_recipe.model_config).state_dict()
+        # the same flow (names and shapes) plus a dequantizer
+        assert {k: v.shape for k, v in state.items() if not k.startswith("dequantizer.")} == \
+            {k: v.shape for k, v in base_state.items()}
+        assert len(state) > len(base_state)
+    # the run starts from the base flow's weights: with lr 0 nothing moves during its (fast) training
+    recipe, base_recipe = recipes["glow_mnist_vd"], recipes["glow_mnist"]
+    torch.manual_seed(0)
+    base = base_recipe.build(base_recipe.model_config)
+    with torch.no_grad():
+        base.nll_bits_per_dim(to_float(mnist("train", limit=64)[0]))  # actnorm's data-dependent start
+    model = recipe.build(recipe.model_config)
+    recipe.train(model, {**recipe.training_config, "lr": 0.0}, {"glow_mnist": base}, True)
+    state = model.state_dict()
+    assert all(torch.equal(state[key], value) for key, value in base.state_dict().items())
+    with pytest.raises(ValueError, match="glow_mnist does not fit"):
+        recipe.train(recipe.build(recipe.model_config), recipe.training_config,
+                     {"glow_mnist": recipes["realnvp_mnist"].build(recipes["realnvp_mnist"].model_config)}, True)
+
+
 def test_flow_plots_area_ratio_interpolation_and_architecture():
     from arflow.analysis.flows import cell_area_ratios, interpolate, sinh_map
     from arflow.viz.flows import draw_architecture

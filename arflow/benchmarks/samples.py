@@ -60,6 +60,8 @@ ROWS: dict[str, Row] = {
     "realnvp_mnist T=1": _flow("realnvp_mnist", 1.0),
     "glow_mnist T=0.7": _flow("glow_mnist", 0.7),
     "glow_mnist T=1": _flow("glow_mnist", 1.0),
+    "realnvp_mnist_vd T=0.7": _flow("realnvp_mnist_vd", 0.7),
+    "glow_mnist_vd T=0.7": _flow("glow_mnist_vd", 0.7),
     "gated_pixelcnn_mnist": lambda c: judge_pixelcnn(load_checkpoint("gated_pixelcnn_mnist"), c),
     "gated_pixelcnn_mnist_cond": lambda c: judge_pixelcnn(load_checkpoint("gated_pixelcnn_mnist_cond"), c),
     "prior_vqvae_mnist + vqvae": _code_prior("prior_vqvae_mnist", "vqvae_mnist"),

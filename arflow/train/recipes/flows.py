@@ -9,6 +9,8 @@ counts, and the time each took, are in their manifests.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from arflow.data import make_loader, mnist, to_float
@@ -86,7 +88,6 @@ GLOW = Recipe(
 )
 
 
-
 def learnt_noise_from(base: str):
     """A recipe's ``train``: start from the shipped flow ``base`` (trained on uniform noise) and train it
     further together with a fresh variational dequantizer, on the tighter bound; same loop and schedule."""
@@ -106,26 +107,16 @@ def learnt_noise_from(base: str):
 # The same flows, continued with learnt dequantization noise (arflow.models.variational_dequantize).
 LEARNT_NOISE_TRAINING = {**FLOW_TRAINING, "lr": 5e-4}
 
-REALNVP_LEARNT_NOISE = Recipe(
-    name="realnvp_mnist_vd",
-    build=lambda config: RealNVP(**config),
-    train=learnt_noise_from("realnvp_mnist"),
-    evaluate=lambda model, limit, inputs: mnist_test_bits_per_dim(model, limit),
-    judge=lambda model, inputs: judge_flow(model, digit_classifier(), temperature=0.7),
-    model_config={**REALNVP.model_config, "variational_dequantization": True},
-    training_config={**LEARNT_NOISE_TRAINING, "steps": 3000},
-    requires=("realnvp_mnist",),
-)
 
-GLOW_LEARNT_NOISE = Recipe(
-    name="glow_mnist_vd",
-    build=lambda config: Glow(**config),
-    train=learnt_noise_from("glow_mnist"),
-    evaluate=lambda model, limit, inputs: mnist_test_bits_per_dim(model, limit),
-    judge=lambda model, inputs: judge_flow(model, digit_classifier(), temperature=0.7),
-    model_config={**GLOW.model_config, "variational_dequantization": True},
-    training_config={**LEARNT_NOISE_TRAINING, "steps": 6000},
-    requires=("glow_mnist",),
-)
+def with_learnt_noise(base: Recipe, steps: int) -> Recipe:
+    """The recipe ``<base>_vd``: the same flow with a variational dequantizer, trained on for ``steps`` from
+    ``base``'s shipped weights; built, measured and judged as ``base``."""
+    return dataclasses.replace(base, name=f"{base.name}_vd", train=learnt_noise_from(base.name),
+                               model_config={**base.model_config, "variational_dequantization": True},
+                               training_config={**LEARNT_NOISE_TRAINING, "steps": steps}, requires=(base.name,))
+
+
+REALNVP_LEARNT_NOISE = with_learnt_noise(REALNVP, steps=3000)
+GLOW_LEARNT_NOISE = with_learnt_noise(GLOW, steps=6000)
 
 RECIPES = [TOYFLOW, REALNVP, GLOW, REALNVP_LEARNT_NOISE, GLOW_LEARNT_NOISE]

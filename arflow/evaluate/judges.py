@@ -35,7 +35,7 @@ def judge_flow(model, classifier, temperature: float = 0.7, n: int = 100, seed: 
 
 
 @torch.no_grad()
-def judge_pixelcnn(model, classifier, per_class: int = 2, seed: int = 0, temperature: float = 1.0) -> dict:
+def judge_pixelcnn(model, classifier, per_class: int = 10, seed: int = 0, temperature: float = 1.0) -> dict:
     """10 * ``per_class`` samples of a Gated PixelCNN on pixels; a class-conditional model draws
     ``per_class`` of each digit and is also scored on ``as_labelled``."""
     n = 10 * per_class

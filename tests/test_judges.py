@@ -61,6 +61,11 @@ def test_top_swap_says_which_level_carries_the_digit(identity_in):
     follows, other = ("follows_top", "follows_bottom") if identity_in == "top" else ("follows_bottom", "follows_top")
     assert result["pairs"] > 150
     assert result[follows] > 0.95 and result[other] < 0.05  # the classifier is right on ~99 % of test digits
+    # the decoded picture *is* one source's digit: its stroke style correlates 1 with that source's
+    level, other_level = follows.split("_")[1], other.split("_")[1]
+    for style in ("thickness", "slant"):
+        assert result[f"{style}_follows_{level}"] == pytest.approx(1.0)
+        assert abs(result[f"{style}_follows_{other_level}"]) < 0.3  # unrelated digits
 
 
 @pytest.mark.parametrize("flow", [Glow(n_levels=2, n_steps=1, hidden=8, learned_prior=True),

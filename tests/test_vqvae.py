@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from arflow.evaluate.autoencoders import code_histogram, reconstruction_mse
 from arflow.models.gated_pixelcnn import GatedPixelCNN
 from arflow.models.vqvae import VQVAE
-from arflow.models.vqvae2 import VQVAE2, HierarchicalPrior, top_condition
+from arflow.models.vqvae2 import VQVAE2, HierarchicalPrior, change_stroke_width, restyle_strokes, top_condition
 from arflow.train.recipes.vqvae import fit_vqvae
 
 
@@ -113,6 +114,46 @@ def test_vqvae2_top_only_term_is_the_error_of_the_top_codes_decoded_alone():
         weighted.vq_t.lookup(top), torch.zeros(3, 4, 7, 7)).clamp(0, 1))
     with pytest.raises(ValueError, match=r"top codes \(B, 4, 4\)"):
         weighted.decode_top(torch.zeros(3, 7, 7, dtype=torch.long))
+
+
+def test_change_stroke_width_thickens_and_thins_in_place():
+    from arflow.data import mnist, to_float
+    from arflow.evaluate.strokes import stroke_thickness
+
+    x = to_float(mnist("test", source="embedded", limit=64)[0])
+    before = stroke_thickness(x)
+    thicker = stroke_thickness(change_stroke_width(x, torch.ones(64)))
+    thinner = stroke_thickness(change_stroke_width(x, -torch.ones(64)))
+    assert (thicker > before).all() and thicker.mean() - before.mean() > 1.0
+    assert (thinner <= before).all() and before.mean() - thinner.mean() > 0.5
+    half = change_stroke_width(x, torch.full((64,), 0.5))
+    assert torch.allclose(half, 0.5 * x + 0.5 * F.max_pool2d(x, 3, 1, 1))
+    # values stay in [0, 1], and nothing changes farther than one pixel from the ink
+    out = restyle_strokes(x, 1.0, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    far = F.max_pool2d((x > 0).float(), 3, 1, 1) == 0
+    assert torch.equal(out[far], x[far])
+    assert torch.equal(restyle_strokes(x, 0.0), x)
+
+
+def test_top_restyle_feeds_the_top_encoder_a_restyled_digit_in_training_only():
+    torch.manual_seed(0)
+    model = VQVAE2(num_embeddings_top=8, num_embeddings_bottom=4, embedding_dim=4, hidden=16, top_restyle=1.0)
+    x = torch.rand(3, 1, 28, 28)
+    seen = []
+    model.enc_b.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    model.eval()
+    model(x)
+    assert len(seen) == 1 and torch.equal(seen[0], x)  # evaluation: one encoder pass, on x itself
+    seen.clear()
+    model.train()
+    torch.manual_seed(5)
+    model(x)
+    torch.manual_seed(5)
+    expected = restyle_strokes(x, 1.0)
+    assert len(seen) == 2 and torch.equal(seen[0], x) and torch.equal(seen[1], expected)
+    with pytest.raises(ValueError, match="top_restyle"):
+        VQVAE2(top_restyle=-1.0)
 
 
 def test_top_condition_is_the_nearest_top_code():

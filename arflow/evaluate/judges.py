@@ -7,7 +7,8 @@ digit classifier (the recipes pass :func:`arflow.train.checkpoints.digit_classif
 - image models: the digit classifier's verdict (:func:`~arflow.evaluate.samples.score_digits`):
   ``confident`` (fraction classified with p >= 0.9), ``spread_bits`` (entropy of the predicted
   classes, 3.32 at most) and, for models given a label or a caption, ``as_labelled``;
-- VQ-VAE-2: whether the top codes carry the digit's identity (:func:`judge_top_swap`);
+- VQ-VAE-2: whether the top codes carry the digit's identity and the bottom codes its stroke
+  (:func:`judge_top_swap`);
 - WaveNet: whether its samples keep a note's period (:func:`judge_wavenet_period`).
 """
 
@@ -19,6 +20,7 @@ import torch
 from arflow.data import mnist, to_float
 from arflow.data.signals import SAMPLE_RATE, melody_dataset, mu_law_decode
 from arflow.evaluate.samples import score_digits
+from arflow.evaluate.strokes import slant, stroke_thickness
 
 
 def _scores(classifier, images: torch.Tensor, labels=None) -> dict:
@@ -71,7 +73,10 @@ def judge_dalle(model, dvae, classifier, per_caption: int = 10, temperature: flo
 def top_swap(vqvae2, classifier, x: torch.Tensor, labels: torch.Tensor, seed: int = 1) -> dict:
     """Decode every digit's **top** codes with another digit's **bottom** codes (pairs of different classes).
 
-    Returns the number of pairs and the fractions classified as the top's digit and as the bottom's.
+    Returns the number of pairs, the fractions classified as the top's digit and as the bottom's, and
+    which source the stroke style follows: the correlation, over the pairs, of the decoded digit's
+    stroke thickness (and slant, :mod:`arflow.evaluate.strokes`) with that of the top's digit and
+    with that of the bottom's digit (``thickness_follows_top`` ... ``slant_follows_bottom``).
     """
     labels = torch.as_tensor(labels).long()
     other = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
@@ -79,9 +84,14 @@ def top_swap(vqvae2, classifier, x: torch.Tensor, labels: torch.Tensor, seed: in
     top, bottom = vqvae2.encode(x)
     swapped = vqvae2.decode(top[differ], bottom[other][differ])
     predicted = classifier.probabilities(swapped).argmax(-1)
-    return {"pairs": int(differ.sum()),
-            "follows_top": float((predicted == labels[differ]).double().mean()),
-            "follows_bottom": float((predicted == labels[other][differ]).double().mean())}
+    result = {"pairs": int(differ.sum()),
+              "follows_top": float((predicted == labels[differ]).double().mean()),
+              "follows_bottom": float((predicted == labels[other][differ]).double().mean())}
+    for name, measure in (("thickness", stroke_thickness), ("slant", slant)):
+        decoded, top_source, bottom_source = measure(swapped), measure(x[differ]), measure(x[other][differ])
+        result[f"{name}_follows_top"] = float(np.corrcoef(decoded, top_source)[0, 1])
+        result[f"{name}_follows_bottom"] = float(np.corrcoef(decoded, bottom_source)[0, 1])
+    return result
 
 
 def judge_top_swap(vqvae2, classifier, limit: int = 500) -> dict:

@@ -11,6 +11,9 @@ slant), while the bottom codes (7x7), chosen *knowing* the top, fill in local de
 digits that split does not happen by itself (a 7x7 grid of 32 codes can hold the whole digit);
 ``top_only_weight > 0`` adds a second reconstruction loss, of the image decoded from the top codes
 alone (bottom vectors zero), which with a small bottom codebook makes the top carry the digit.
+That top then also carries the stroke's thickness. ``top_restyle > 0`` hides it from the top level:
+in training, the top encoder reads a copy of the digit whose strokes were randomly thickened or
+thinned (:func:`restyle_strokes`), so only the bottom codes can say how thick the strokes are.
 
 Stage 2, the priors (Gated PixelCNNs over code indices, :mod:`arflow.models.gated_pixelcnn`):
 ``p(top)`` unconditional on the 4x4 grid, and ``p(bottom | top)`` on the 7x7 grid conditioned on
@@ -31,15 +34,35 @@ from arflow.models.vqvae import ResBlock, check_images, decoder_7_to_28, encoder
 TOP, BOTTOM = (4, 4), (7, 7)
 
 
+def change_stroke_width(x: torch.Tensor, amount: torch.Tensor) -> torch.Tensor:
+    """Thicken or thin each digit's strokes: x (B, 1, H, W) in [0, 1], amount (B,) in [-1, 1] -> (B, 1, H, W).
+
+    amount > 0 blends the image toward its 3x3 dilation (a grey max filter: strokes about two pixels
+    wider at 1), amount < 0 toward its 3x3 erosion (thinner). Where the strokes are stays put.
+    """
+    a = amount.to(x).view(-1, 1, 1, 1)
+    dilated = F.max_pool2d(x, 3, stride=1, padding=1)
+    eroded = -F.max_pool2d(-x, 3, stride=1, padding=1)
+    return torch.where(a > 0, x + a * (dilated - x), x - a * (eroded - x))
+
+
+def restyle_strokes(x: torch.Tensor, strength: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """:func:`change_stroke_width` by a random amount per image, uniform in [-strength, strength] (capped at 1)."""
+    amount = (torch.rand(len(x), generator=generator, device=x.device) * 2 - 1) * strength
+    return change_stroke_width(x, amount.clamp(-1, 1))
+
+
 class VQVAE2(nn.Module):
     """Two-level VQ-VAE: top codes (B, 4, 4) in [0, K_top), bottom codes (B, 7, 7) in [0, K_bottom)."""
 
     def __init__(self, num_embeddings_top: int = 32, num_embeddings_bottom: int = 32, embedding_dim: int = 16,
                  hidden: int = 64, commitment_cost: float = 0.25, decay: float = 0.99,
-                 reseed_threshold: float = 0.1, top_only_weight: float = 0.0):
+                 reseed_threshold: float = 0.1, top_only_weight: float = 0.0, top_restyle: float = 0.0):
         super().__init__()
+        if top_only_weight < 0 or top_restyle < 0:
+            raise ValueError(f"top_only_weight and top_restyle must be >= 0, got {top_only_weight}, {top_restyle}")
         d = embedding_dim
-        self.top_only_weight = top_only_weight
+        self.top_only_weight, self.top_restyle = top_only_weight, top_restyle
         self.enc_b = encoder_28_to_7(1, hidden, hidden)
         # 7x7 -> 4x4 (stride 2, padding 1, kernel 3)
         self.enc_t = nn.Sequential(nn.ReLU(), nn.Conv2d(hidden, hidden, 3, stride=2, padding=1),
@@ -65,7 +88,11 @@ class VQVAE2(nn.Module):
         dicts), ``recon_loss`` (MSE per pixel), ``total_loss``."""
         check_images(x)
         h_b = self.enc_b(x)
-        top = self.vq_t(self.enc_t(h_b))
+        if self.training and self.top_restyle:
+            # the top level sees strokes of a random width: their width is left to the bottom codes
+            top = self.vq_t(self.enc_t(self.enc_b(restyle_strokes(x, self.top_restyle))))
+        else:
+            top = self.vq_t(self.enc_t(h_b))
         z_b = self.pre_b(torch.cat([h_b, self.dec_t(top["quantize"])], dim=1))
         bottom = self.vq_b(z_b)
         x_hat = self._decode_vectors(top["quantize"], bottom["quantize"])

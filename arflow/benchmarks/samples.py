@@ -4,7 +4,9 @@ For each image model: how many samples, the fraction confidently a digit, the sp
 classes (bits, 3.32 at most), and for models given a label or a caption the fraction classified
 as it; real test digits and uniform noise give the scale. Checkpoints with a judge
 (:mod:`arflow.evaluate.judges`) are scored by it, on the samples their manifests record. The
-WaveNet and the byte-level GPT draw no digits and are not judged here.
+WaveNet and the byte-level GPT draw no digits and are not judged here. A second table swaps the
+codes of the two VQ-VAE-2 autoencoders (:func:`~arflow.evaluate.judges.judge_top_swap`): which
+level the swapped digit's class, stroke thickness and slant follow.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from arflow.data import mnist, to_float
-from arflow.evaluate.judges import judge_code_prior, judge_dalle, judge_flow, judge_pixelcnn
+from arflow.evaluate.judges import judge_code_prior, judge_dalle, judge_flow, judge_pixelcnn, judge_top_swap
 from arflow.evaluate.samples import score_digits
 from arflow.models.image_transformer import tokens_to_images
 from arflow.train.checkpoints import digit_classifier, load_checkpoint
@@ -96,3 +98,13 @@ def run():
         labelled = f"{100 * row['as_labelled']:.0f}%" if row.get("as_labelled") is not None else "-"
         yield (f"{row['model']:30s} {row['n']:>4d} {100 * row['confident']:>8.0f}% {row['spread_bits']:>13.2f} "
                f"{labelled:>11s} {row['seconds']:>12.1f}")
+    yield ""
+    yield (f"{'VQ-VAE-2 top A + bottom B':30s} {'pairs':>5s} {'class: top/bottom':>17s} "
+           f"{'thickness r: top/bottom':>23s} {'slant r: top/bottom':>19s}")
+    classifier = digit_classifier()
+    for name in ("vqvae2_mnist", "vqvae2_mnist_plain"):
+        swap = judge_top_swap(load_checkpoint(name), classifier)
+        classes = f"{100 * swap['follows_top']:.0f}% / {100 * swap['follows_bottom']:.0f}%"
+        thickness = f"{swap['thickness_follows_top']:.2f} / {swap['thickness_follows_bottom']:.2f}"
+        slant = f"{swap['slant_follows_top']:.2f} / {swap['slant_follows_bottom']:.2f}"
+        yield f"{name:30s} {swap['pairs']:>5d} {classes:>17s} {thickness:>23s} {slant:>19s}"

@@ -9,8 +9,8 @@ from flow_helpers import randomize
 from torch.autograd.functional import jacobian
 
 from arflow.data.toy2d import gaussian_ring, two_moons
+from arflow.models.gaussian import standard_normal_log_prob
 from arflow.models.glow import Glow
-from arflow.models.multiscale import standard_normal_log_prob
 from arflow.models.realnvp import RealNVP
 from arflow.models.toy_flow import ToyFlow
 
@@ -42,6 +42,12 @@ def test_model_round_trip_and_logdet_against_brute_force_jacobian(name):
     # log p(x) = sum_k log N(z_k) + logdet
     expected = sum(standard_normal_log_prob(z) for z in zs) + logdet
     assert torch.allclose(model.log_prob(x), expected)
+
+
+def test_standard_normal_log_prob_is_torch_normal_summed_per_example():
+    z = torch.randn(3, 2, 4, 4, generator=torch.Generator().manual_seed(0))
+    expected = torch.distributions.Normal(0.0, 1.0).log_prob(z).flatten(1).sum(1)
+    torch.testing.assert_close(standard_normal_log_prob(z), expected)
 
 
 def test_multiscale_shapes_at_mnist_size():

@@ -92,6 +92,19 @@ def test_glow_trains_its_dequantizer_on_the_bound():
     assert Glow((1, 8, 8), n_levels=1, n_steps=1, hidden=8).dequantizer is None
 
 
+def test_uniform_noise_scores_a_learnt_noise_flow_as_if_it_had_none():
+    from arflow.models.dequantize import dequantize
+
+    torch.manual_seed(0)
+    flow = Glow((1, 8, 8), n_levels=2, n_steps=1, hidden=8, variational_dequantization=True)
+    x = torch.randint(0, 256, (4, 1, 8, 8)).float() / 255
+    uniform = flow.nll_bits_per_dim(x, torch.Generator().manual_seed(1), uniform_noise=True)
+    by_hand = discrete_bits_per_dim(flow.log_prob(dequantize(x, torch.Generator().manual_seed(1))), 64)
+    assert torch.allclose(uniform, by_hand)
+    assert not torch.allclose(uniform, flow.nll_bits_per_dim(x, torch.Generator().manual_seed(1)))
+    assert flow.dequantizer is not None  # nothing was switched off
+
+
 def test_integer_images_are_refused():
     with pytest.raises(TypeError, match="float k/255"):
         VariationalDequantizer(1)(torch.zeros(1, 1, 2, 2, dtype=torch.uint8))

@@ -24,10 +24,13 @@ def toy_nll(model, limit: int | None = None) -> float:
         return -model.log_prob(toy_test_points(limit)).mean().item()
 
 
-def mnist_test_bits_per_dim(model, limit: int | None = None, batch_size: int = 250) -> float:
-    """Mean test bits/dim on the first ``limit`` test digits, dequantized with fixed noise."""
+def mnist_test_bits_per_dim(model, limit: int | None = None, batch_size: int = 250,
+                            uniform_noise: bool = False) -> float:
+    """Mean test bits/dim on the first ``limit`` test digits, dequantized with fixed noise
+    (uniform noise with ``uniform_noise=True``, even for a flow that learnt its noise)."""
     x = to_float(mnist("test", limit=limit)[0])
     generator = torch.Generator().manual_seed(EVAL_SEED)
     device = next(model.parameters()).device
     model.eval()
-    return mean_over_batches(lambda chunk: model.nll_bits_per_dim(chunk.to(device), generator).mean(), x, batch_size)
+    return mean_over_batches(lambda chunk: model.nll_bits_per_dim(chunk.to(device), generator, uniform_noise).mean(),
+                             x, batch_size)

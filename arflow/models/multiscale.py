@@ -21,16 +21,9 @@ from torch import nn
 from arflow.models.coupling import Coupling, CouplingConvNet, channel_mask
 from arflow.models.dequantize import dequantize, discrete_bits_per_dim
 from arflow.models.flow import FlowSequence, run_flow
+from arflow.models.gaussian import standard_normal_log_prob
 from arflow.models.split import Split, output_shape
 from arflow.models.variational_dequantize import VariationalDequantizer
-
-LOG_2PI = math.log(2 * math.pi)
-
-
-def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
-    """log N(z; 0, I) summed over all but the batch axis: (B, ...) -> (B,)."""
-    return (-0.5 * (z ** 2 + LOG_2PI)).flatten(1).sum(1)
-
 
 FACTOR_OUT = "factor out"  # marks, in a flat list of layers, where half of the channels leave the flow
 
@@ -141,12 +134,14 @@ class MultiScaleFlow(nn.Module):
         zs, logdet = self(x)
         return sum(standard_normal_log_prob(z) for z in zs) + logdet
 
-    def nll_bits_per_dim(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def nll_bits_per_dim(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                         uniform_noise: bool = False) -> torch.Tensor:
         """Images k/255 (B, C, H, W) -> bits/dim per example (B,), dequantized with fresh noise.
 
         With a learnt ``dequantizer`` the bound subtracts log q(u | k) (uniform noise has log q = 0).
+        ``uniform_noise=True`` scores the flow with uniform noise even so (what the learnt noise gained).
         """
-        if self.dequantizer is None:
+        if self.dequantizer is None or uniform_noise:
             return discrete_bits_per_dim(self.log_prob(dequantize(x, generator)), self.n_dims)
         v, log_q = self.dequantizer(x, generator)
         return discrete_bits_per_dim(self.log_prob(v) - log_q, self.n_dims)

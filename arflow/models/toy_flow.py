@@ -11,7 +11,7 @@ from torch import nn
 
 from arflow.models.coupling import Coupling, CouplingMLP, vector_mask
 from arflow.models.flow import run_flow
-from arflow.models.multiscale import standard_normal_log_prob
+from arflow.models.gaussian import standard_normal_log_prob
 
 
 class ToyFlow(nn.Module):

@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LOG_2PI = math.log(2 * math.pi)
+from arflow.models.gaussian import standard_normal_log_density
+
 INITIAL_SIGMA = 1.6
 
 
@@ -58,7 +59,7 @@ class VariationalDequantizer(nn.Module):
         s = mu + log_sigma.exp() * eps
         u = torch.sigmoid(s)
         # log u + log(1 - u) = logsigmoid(s) + logsigmoid(-s): stable for large |s|
-        log_q = -0.5 * (eps ** 2 + LOG_2PI) - log_sigma - F.logsigmoid(s) - F.logsigmoid(-s)
+        log_q = standard_normal_log_density(eps) - log_sigma - F.logsigmoid(s) - F.logsigmoid(-s)
         return u, log_q.flatten(1).sum(1)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:

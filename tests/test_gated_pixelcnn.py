@@ -1,5 +1,7 @@
 """The Gated PixelCNN: strict causality and no blind spot (by gradients), the loss, fast sampling."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -156,3 +158,27 @@ def test_completion_keeps_the_given_prefix():
     flat_in, flat_out = prefix.flatten(1), out.flatten(1)
     assert torch.equal(flat_in[:, :12], flat_out[:, :12])
     assert not torch.equal(flat_in[:, 12:], flat_out[:, 12:])
+
+
+def test_bits_by_intensity_splits_the_test_bits_per_dim_exactly():
+    from arflow.data import mnist, to_float
+    from arflow.evaluate.convolutional import pixelcnn_bits_by_intensity, pixelcnn_bits_per_dim
+
+    torch.manual_seed(0)
+    model = GatedPixelCNN(256, 8, 2, 3, n_classes=10)
+    rows = pixelcnn_bits_by_intensity(model, limit=20, batch_size=7)
+    assert [(r["low"], r["high"]) for r in rows] == [(0, 0), (1, 127), (128, 251), (252, 255)]
+    assert sum(r["fraction"] for r in rows) == pytest.approx(1.0)
+    assert sum(r["share"] for r in rows) == pytest.approx(pixelcnn_bits_per_dim(model, limit=20), rel=1e-5)
+    for r in rows:
+        assert r["share"] == pytest.approx(r["fraction"] * r["bits_per_pixel"], rel=1e-9, abs=1e-12)
+    # by hand: the background band is the pixels whose true value is 0
+    images, labels = mnist("test", source="embedded", limit=20)
+    x = to_float(images)
+    with torch.no_grad():
+        cost = F.cross_entropy(model(x, torch.as_tensor(labels.astype("int64"))), model.targets(x), reduction="none")
+    zero = model.targets(x) == 0
+    assert rows[0]["fraction"] == pytest.approx(zero.double().mean().item())
+    assert rows[0]["bits_per_pixel"] == pytest.approx(cost[zero].mean().item() / math.log(2), rel=1e-5)
+    with pytest.raises(ValueError, match="cover every value"):
+        pixelcnn_bits_by_intensity(model, limit=2, bands=((0, 100), (102, 255)))

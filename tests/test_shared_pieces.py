@@ -23,6 +23,20 @@ def test_inverse_cdf_picks_the_bin_of_each_uniform():
     assert inverse_cdf(logits, torch.ones(4)).tolist() == [2, 2, 2, 2]  # never past the last value
 
 
+def test_inverse_cdf_takes_one_temperature_per_row():
+    logits = torch.randn(6, 5, generator=torch.Generator().manual_seed(0))
+    u = torch.rand(6, generator=torch.Generator().manual_seed(1))
+    temperatures = torch.tensor([0.3, 0.3, 1.0, 1.0, 3.0, 3.0])
+    per_row = inverse_cdf(logits, u, temperatures)
+    for t in (0.3, 1.0, 3.0):
+        rows = temperatures == t
+        assert torch.equal(per_row[rows], inverse_cdf(logits[rows], u[rows], t))
+    with pytest.raises(ValueError, match="one positive value per row"):
+        inverse_cdf(logits, u, torch.ones(5))
+    with pytest.raises(ValueError, match="one positive value per row"):
+        inverse_cdf(logits, u, torch.zeros(6))
+
+
 def test_temperature_and_top_k():
     logits = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
     assert torch.allclose(adjust_logits(logits, 2.0), logits / 2)

@@ -185,7 +185,7 @@ class GatedPixelCNN(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, image_size, labels: torch.Tensor | None = None, cond: torch.Tensor | None = None,
                generator: torch.Generator | None = None, device="cpu", fast: bool = True,
-               uniforms: torch.Tensor | None = None, temperature: float = 1.0,
+               uniforms: torch.Tensor | None = None, temperature: float | torch.Tensor = 1.0,
                prefix: torch.Tensor | None = None, start: int = 0) -> torch.Tensor:
         """Ancestral sampling in raster order; returns what ``forward`` takes ((n,1,H,W) or (n,H,W)).
 
@@ -197,7 +197,8 @@ class GatedPixelCNN(nn.Module):
         field reaches), then for each pixel only the horizontal stack of that row near the pixel:
         work proportional to what changed. ``fast=False`` reruns the whole network for every pixel.
         ``prefix`` (same form as the output) with ``start``: keep its first ``start`` positions in
-        raster order and sample the rest (completions).
+        raster order and sample the rest (completions). ``temperature``: a float, or a tensor (n,) of one
+        temperature per image (several temperatures in one pass).
         """
         H, W = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
         device = torch.device(device)

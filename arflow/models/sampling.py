@@ -36,12 +36,19 @@ def draw_categorical(logits: torch.Tensor, temperature: float = 1.0, top_k: int 
     return torch.multinomial(probs, 1, generator=generator)[:, 0].to(logits.device)
 
 
-def inverse_cdf(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+def inverse_cdf(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float | torch.Tensor = 1.0) -> torch.Tensor:
     """Inverse-CDF sampling: logits (B, K) and uniforms (B,) in [0, 1) -> indices (B,) long.
 
-    Computed in float64, so that a uniform number falls in the same bin whatever the batch.
+    ``temperature``: one float, or a tensor (B,) of one temperature per row (several temperatures
+    in one batch). Computed in float64, so that a uniform number falls in the same bin whatever the batch.
     """
-    check_temperature(temperature)
+    if isinstance(temperature, torch.Tensor):
+        if temperature.shape != logits.shape[:1] or not bool((temperature > 0).all()):
+            raise ValueError(f"a temperature tensor must hold one positive value per row, shape "
+                             f"{tuple(logits.shape[:1])}; got shape {tuple(temperature.shape)}")
+        temperature = temperature.to(logits.device, torch.float64)[:, None]
+    else:
+        check_temperature(temperature)
     cdf = torch.softmax(logits.double() / temperature, dim=-1).cumsum(-1)
     u = uniforms.to(cdf.device, torch.float64)[:, None].contiguous()
     return torch.searchsorted(cdf, u).clamp_max(logits.shape[-1] - 1)[:, 0]

@@ -18,11 +18,16 @@ def _device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def _test_digits(limit: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``limit`` embedded test digits (N, 1, 28, 28) in [0, 1] and their labels (N,) long."""
+    images, labels = mnist("test", source="embedded", limit=limit)
+    return to_float(images), torch.as_tensor(labels.astype("int64"))
+
+
 def pixelcnn_bits_per_dim(model, limit: int | None = None, batch_size: int = 100) -> float:
     """Test bits/dim of a Gated PixelCNN on the first ``limit`` embedded test digits (deterministic);
     a class-conditional model (``model.n_classes``) is given each digit's label."""
-    images, labels = mnist("test", source="embedded", limit=limit)
-    x, y = to_float(images), torch.as_tensor(labels.astype("int64"))
+    x, y = _test_digits(limit)
     device = _device(model)
     model.eval()
     nats = mean_over_batches(lambda b: model.nll(b[0].to(device), b[1].to(device) if model.n_classes else None),
@@ -45,8 +50,7 @@ def pixelcnn_bits_by_intensity(model, limit: int | None = None, bands=INTENSITY_
     covered = sorted(k for low, high in bands for k in range(low, high + 1))
     if covered != list(range(model.n_values)):
         raise ValueError(f"bands must cover every value 0..{model.n_values - 1} exactly once, got {bands}")
-    images, labels = mnist("test", source="embedded", limit=limit)
-    x, y = to_float(images), torch.as_tensor(labels.astype("int64"))
+    x, y = _test_digits(limit)
     device = _device(model)
     model.eval()
     costs, targets = [], []

@@ -35,6 +35,9 @@ def test_inverse_cdf_takes_one_temperature_per_row():
         inverse_cdf(logits, u, torch.ones(5))
     with pytest.raises(ValueError, match="one positive value per row"):
         inverse_cdf(logits, u, torch.zeros(6))
+    assert torch.equal(inverse_cdf(logits, u, torch.tensor(0.3)), inverse_cdf(logits, u, 0.3))  # 0-d: a float
+    with pytest.raises(ValueError, match="one positive value per row"):  # only inverse_cdf takes one per row
+        adjust_logits(logits, temperatures)
 
 
 def test_temperature_and_top_k():

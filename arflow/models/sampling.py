@@ -14,8 +14,14 @@ import torch
 import torch.nn.functional as F
 
 
-def check_temperature(temperature: float) -> None:
-    if temperature <= 0:
+def check_temperature(temperature: float | torch.Tensor, rows: int | None = None) -> None:
+    """A temperature is a float (or 0-d tensor) > 0 or, where ``rows`` is given, a tensor (rows,) of values > 0."""
+    if isinstance(temperature, torch.Tensor) and temperature.ndim > 0:
+        if rows is None or temperature.shape != (rows,) or not bool((temperature > 0).all()):
+            want = "a float" if rows is None else f"a float, or a tensor of shape ({rows},)"
+            raise ValueError(f"a temperature tensor must hold one positive value per row: expected {want}, "
+                             f"got shape {tuple(temperature.shape)}")
+    elif temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
 
 
@@ -42,13 +48,9 @@ def inverse_cdf(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float
     ``temperature``: one float, or a tensor (B,) of one temperature per row (several temperatures
     in one batch). Computed in float64, so that a uniform number falls in the same bin whatever the batch.
     """
+    check_temperature(temperature, rows=logits.shape[0])
     if isinstance(temperature, torch.Tensor):
-        if temperature.shape != logits.shape[:1] or not bool((temperature > 0).all()):
-            raise ValueError(f"a temperature tensor must hold one positive value per row, shape "
-                             f"{tuple(logits.shape[:1])}; got shape {tuple(temperature.shape)}")
-        temperature = temperature.to(logits.device, torch.float64)[:, None]
-    else:
-        check_temperature(temperature)
+        temperature = temperature.to(logits.device, torch.float64).reshape(-1, 1)  # (B, 1) or (1, 1)
     cdf = torch.softmax(logits.double() / temperature, dim=-1).cumsum(-1)
     u = uniforms.to(cdf.device, torch.float64)[:, None].contiguous()
     return torch.searchsorted(cdf, u).clamp_max(logits.shape[-1] - 1)[:, 0]

@@ -30,6 +30,24 @@ def pick_device(prefer: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device a model's parameters live on (CPU for a model without parameters)."""
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def to_device(batch, device: torch.device | str):
+    """``batch`` with every tensor in it moved to ``device``: a tensor, or tuples, lists and dicts of
+    them (nested), as data loaders yield them; anything else is returned as it is."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {key: to_device(value, device) for key, value in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(value, device) for value in batch)
+    return batch
+
+
 def fast_mode() -> bool:
     """True when ``ARFLOW_FAST=1`` (CI): notebooks use tiny data and few steps."""
     return os.environ.get("ARFLOW_FAST", "0").strip().lower() not in ("", "0", "false", "no")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -88,6 +89,7 @@ def toy_recipe(monkeypatch):
         return float(model(x).mean())
 
     recipe = Recipe("toy_linear", build, train, evaluate, model_config={"init_seed": 3}, metric="mean output")
+    checkpoints.load_recipes()  # the real recipes too, whichever test runs first
     monkeypatch.setitem(checkpoints.RECIPES, "toy_linear", recipe)
     monkeypatch.setattr(checkpoints, "load_recipes", lambda: checkpoints.RECIPES)
     return recipe
@@ -99,6 +101,40 @@ def test_train_and_save_then_load(tmp_path, toy_recipe):
     assert manifest["value"] == pytest.approx(2.0 + toy_recipe.build(toy_recipe.model_config).bias.item())
     model = checkpoints.load_checkpoint("toy_linear", directory=tmp_path)
     assert torch.equal(model.weight, torch.ones(1, 2))
+
+
+def test_the_manifest_says_where_the_model_trained(tmp_path, toy_recipe):
+    manifest = checkpoints.train_and_save("toy_linear", directory=tmp_path, progress=False, device="cpu")
+    assert manifest["trained_on"] == "cpu"
+
+
+def test_a_recipe_not_marked_any_device_is_refused_off_the_cpu(tmp_path, toy_recipe):
+    checkpoints.check_trains_on(["toy_linear"], torch.device("cpu"))
+    with pytest.raises(ValueError, match=r"\['toy_linear'\] train on the CPU only.*gated_pixelcnn_mnist"):
+        checkpoints.check_trains_on(["toy_linear"], torch.device("meta"))
+    with pytest.raises(ValueError, match="CPU only"):
+        checkpoints.train_and_save("toy_linear", directory=tmp_path, progress=False, device="meta")
+    assert not (tmp_path / "toy_linear.pt").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the refusal cannot happen")
+def test_training_on_an_absent_gpu_is_refused_before_anything_trains(tmp_path, toy_recipe, capsys):
+    with pytest.raises(SystemExit):
+        checkpoints.main(["train", "toy_linear", "--device", "cuda"])
+    assert "CUDA is not available" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["gated_pixelcnn_mnist_cond", "wavenet_signal"])
+def test_a_recipe_marked_any_device_trains_with_the_batches_fit_moves(name):
+    """Their loss functions no longer move batches themselves (fit does): a few fast-mode steps run,
+    with labels where the model takes them, and change the weights."""
+    recipe = checkpoints.get_recipe(name)
+    assert recipe.any_device
+    model = recipe.build(recipe.model_config)
+    before = [p.detach().clone() for p in model.parameters()]
+    history = recipe.train(model, {**recipe.training_config, "batch_size": 4}, {}, True)  # small: quick
+    assert len(history.train) >= 3 and all(math.isfinite(v) for _, v in history.train)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
 def test_a_tampered_checkpoint_is_refused(tmp_path, toy_recipe):

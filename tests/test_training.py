@@ -32,6 +32,20 @@ def test_fit_learns_and_records_history():
     assert history.eval[-1][1] < 1e-3 < history.train[0][1]
 
 
+def test_fit_gives_the_loss_function_batches_on_the_model_s_device():
+    """The loader yields CPU tensors; a model on another device ("meta" here) gets them there."""
+    model, loader = _problem()
+    model = model.to("meta")
+    seen = []
+
+    def loss_fn(net, batch):
+        seen.append({t.device.type for t in batch})
+        return torch.tensor(1.0, requires_grad=True)  # no gradient reaches the meta parameters
+
+    fit(model, loss_fn, loader, steps=3, progress=False)
+    assert seen == [{"meta"}] * 3
+
+
 def test_interrupted_run_resumes_where_it_stopped(tmp_path):
     path = tmp_path / "run.pt"
     model, loader = _problem()

@@ -35,6 +35,22 @@ def test_pick_device(monkeypatch):
             utils.pick_device("cuda")
 
 
+def test_to_device_moves_every_tensor_of_a_nested_batch_and_keeps_its_shape():
+    batch = {"x": torch.ones(2, 3), "pair": (torch.zeros(1), [torch.arange(3), "label"]), "n": 4}
+    moved = utils.to_device(batch, "meta")  # a second device on a CPU-only machine
+    assert moved["x"].device.type == "meta" and moved["x"].shape == (2, 3)
+    assert isinstance(moved["pair"], tuple) and isinstance(moved["pair"][1], list)
+    assert moved["pair"][0].device.type == moved["pair"][1][0].device.type == "meta"
+    assert moved["pair"][1][1] == "label" and moved["n"] == 4
+    assert batch["x"].device.type == "cpu"  # the input is left as it was
+
+
+def test_model_device_is_where_the_parameters_are():
+    assert utils.model_device(torch.nn.Linear(2, 1, device="meta")).type == "meta"
+    assert utils.model_device(torch.nn.Linear(2, 1)).type == "cpu"
+    assert utils.model_device(torch.nn.ReLU()).type == "cpu"  # no parameters
+
+
 def test_fast_mode_reads_the_environment(monkeypatch):
     for value, expected in [("1", True), ("0", False), ("", False), ("yes", True)]:
         monkeypatch.setenv("ARFLOW_FAST", value)

@@ -10,12 +10,9 @@ from arflow.data import mnist, to_float
 from arflow.data.signals import melody_dataset
 from arflow.evaluate.batched import mean_over_batches
 from arflow.units import nats_to_bits
+from arflow.utils import model_device
 
 WAVENET_TEST_WINDOWS, WAVENET_TEST_PREDICTED = 64, 256
-
-
-def _device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
 
 
 def _test_digits(limit: int | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -28,7 +25,7 @@ def pixelcnn_bits_per_dim(model, limit: int | None = None, batch_size: int = 100
     """Test bits/dim of a Gated PixelCNN on the first ``limit`` embedded test digits (deterministic);
     a class-conditional model (``model.n_classes``) is given each digit's label."""
     x, y = _test_digits(limit)
-    device = _device(model)
+    device = model_device(model)
     model.eval()
     nats = mean_over_batches(lambda b: model.nll(b[0].to(device), b[1].to(device) if model.n_classes else None),
                              (x, y), batch_size)
@@ -51,7 +48,7 @@ def pixelcnn_bits_by_intensity(model, limit: int | None = None, bands=INTENSITY_
     if covered != list(range(model.n_values)):
         raise ValueError(f"bands must cover every value 0..{model.n_values - 1} exactly once, got {bands}")
     x, y = _test_digits(limit)
-    device = _device(model)
+    device = model_device(model)
     model.eval()
     costs, targets = [], []
     with torch.no_grad():
@@ -81,7 +78,7 @@ def wavenet_test_windows(receptive_field: int, limit: int | None = None) -> torc
 
 def wavenet_bits_per_sample(model, limit: int | None = None) -> float:
     """Test bits per sample of the WaveNet, each prediction with a full receptive field of context."""
-    windows = wavenet_test_windows(model.receptive_field, limit).to(_device(model))
+    windows = wavenet_test_windows(model.receptive_field, limit).to(model_device(model))
     model.eval()
     with torch.no_grad():
         return nats_to_bits(model.nll(windows, skip_first=model.receptive_field - 1).item())

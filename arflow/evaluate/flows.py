@@ -7,6 +7,7 @@ import torch
 from arflow.data import mnist, to_float
 from arflow.data.toy2d import two_moons
 from arflow.evaluate.batched import mean_over_batches
+from arflow.utils import model_device
 
 EVAL_SEED = 1234  # dequantization noise of evaluations: fixed, so that a metric re-measures exactly
 
@@ -30,7 +31,7 @@ def mnist_test_bits_per_dim(model, limit: int | None = None, batch_size: int = 2
     (uniform noise with ``uniform_noise=True``, even for a flow that learnt its noise)."""
     x = to_float(mnist("test", limit=limit)[0])
     generator = torch.Generator().manual_seed(EVAL_SEED)
-    device = next(model.parameters()).device
+    device = model_device(model)
     model.eval()
     return mean_over_batches(lambda chunk: model.nll_bits_per_dim(chunk.to(device), generator, uniform_noise).mean(),
                              x, batch_size)

@@ -11,16 +11,13 @@ from arflow.evaluate.batched import mean_over_batches
 from arflow.models.dalle import caption_dataset
 from arflow.models.image_transformer import prepare_images
 from arflow.units import nats_to_bits
-
-
-def _device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
+from arflow.utils import model_device
 
 
 def gpt_bits_per_byte(model, limit: int | None = None, batch: int = 64) -> float:
     """Test bits per byte on the first ``limit`` non-overlapping windows of the held-out modules."""
     data = windows(text_corpus.corpus_tokens("test"), model.block_size + 1, limit)
-    device = _device(model)
+    device = model_device(model)
     return nats_to_bits(mean_over_batches(lambda chunk: model.nll(chunk.to(device)), data, batch))
 
 
@@ -33,14 +30,14 @@ def image_tokens(split: str, size: int, levels: int, limit: int | None = None) -
 def imgtf_bits_per_dim(model, limit: int | None = None) -> float:
     """Test bits/dim of an image transformer on its own image size and levels."""
     tokens = image_tokens("test", model.image_size[0], model.levels, limit)
-    device = _device(model)
+    device = model_device(model)
     return mean_over_batches(lambda chunk: model.nll_bits_per_dim(chunk.to(device)), tokens, 100)
 
 
 def dvae_mse(model, limit: int | None = None) -> float:
     """Test mean squared error per pixel (intensities in [0, 1]) of decode(encode(x)): hard tokens, no noise."""
     x = to_float(mnist("test", limit=limit)[0])
-    device = _device(model)
+    device = model_device(model)
 
     def mse(chunk: torch.Tensor) -> torch.Tensor:
         chunk = chunk.to(device)
@@ -62,6 +59,6 @@ def dalle_image_bits(model, dvae, limit: int | None = None) -> float:
     per image token. Test example i is captioned in phrasing i mod 4 (deterministic)."""
     tokens, labels = dalle_data("test", dvae, limit)
     text = caption_dataset(labels, text_len=model.text_len)
-    device = _device(model)
+    device = model_device(model)
     nats = mean_over_batches(lambda b: model.losses(b[0].to(device), b[1].to(device))["image"], (text, tokens), 250)
     return nats_to_bits(nats)

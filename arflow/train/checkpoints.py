@@ -27,7 +27,7 @@ import torch
 
 from arflow.train.loop import History
 from arflow.train.recipe import Inputs, Recipe
-from arflow.utils import fast_mode, seed_everything
+from arflow.utils import fast_mode, pick_device, seed_everything
 
 CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
 CHECK_N = 200  # test examples re-measured by tests/test_checkpoints.py
@@ -98,9 +98,9 @@ def all_manifests(directory: Path = CHECKPOINT_DIR) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))}
 
 
-def required_inputs(recipe: Recipe, directory: Path = CHECKPOINT_DIR) -> Inputs:
-    """The shipped models that ``recipe`` requires, loaded (strict, sha256 checked), by name."""
-    return {name: load_checkpoint(name, directory=directory) for name in recipe.requires}
+def required_inputs(recipe: Recipe, directory: Path = CHECKPOINT_DIR, device: str | torch.device = "cpu") -> Inputs:
+    """The shipped models that ``recipe`` requires, loaded (strict, sha256 checked) onto ``device``, by name."""
+    return {name: load_checkpoint(name, device, directory) for name in recipe.requires}
 
 
 def measure(recipe: Recipe, model: torch.nn.Module, limit: int | None, inputs: Inputs | None = None) -> float:
@@ -121,25 +121,45 @@ def judge(recipe: Recipe, model: torch.nn.Module, inputs: Inputs | None = None) 
         return recipe.judge(model, required_inputs(recipe) if inputs is None else inputs)
 
 
-def train_and_save(name: str, directory: Path = CHECKPOINT_DIR, progress: bool = True) -> dict:
-    """Train the recipe ``name`` with its full settings, measure it, and write ``.pt`` and ``.json``."""
+def check_trains_on(names: list[str], device: torch.device) -> None:
+    """Raise ``ValueError`` naming the recipes among ``names`` that cannot train on ``device``
+    (all can on the CPU; elsewhere only those marked ``any_device``)."""
+    if device.type == "cpu":
+        return
+    recipes = load_recipes()
+    refused = [name for name in names if not get_recipe(name).any_device]
+    if refused:
+        ready = sorted(name for name, recipe in recipes.items() if recipe.any_device)
+        raise ValueError(f"{refused} train on the CPU only (their recipes are not marked any_device); "
+                         f"recipes that can train on {device.type}: {ready}")
+
+
+def train_and_save(name: str, directory: Path = CHECKPOINT_DIR, progress: bool = True,
+                   device: str | torch.device = "cpu") -> dict:
+    """Train the recipe ``name`` with its full settings, measure it, and write ``.pt`` and ``.json``.
+
+    ``device``: where to train (``"cuda"`` for a GPU; only recipes marked ``any_device``). The model
+    is measured and judged on the CPU afterwards, as the tests re-measure it.
+    """
     recipe = get_recipe(name)
-    inputs = required_inputs(recipe, directory)
+    device = torch.device(device)
+    check_trains_on([name], device)
     seed_everything(recipe.seed)
-    model = recipe.build(recipe.model_config)
+    model = recipe.build(recipe.model_config).to(device)
     began = time.perf_counter()
-    history = recipe.train(model, recipe.training_config, inputs, False)
+    history = recipe.train(model, recipe.training_config, required_inputs(recipe, directory, device), False)
     seconds = time.perf_counter() - began
-    manifest = save_checkpoint(name, model, history, seconds, directory, inputs)
+    manifest = save_checkpoint(name, model.cpu(), history, seconds, directory, trained_on=device.type)
     if progress:
         print(f"{name}: {recipe.metric} {manifest['value']:.4f} in {seconds:.0f} s ({manifest['bytes'] / 1e6:.2f} MB)")
     return manifest
 
 
 def save_checkpoint(name: str, model: torch.nn.Module, history: History | None, seconds: float,
-                    directory: Path = CHECKPOINT_DIR, inputs: Inputs | None = None) -> dict:
+                    directory: Path = CHECKPOINT_DIR, inputs: Inputs | None = None, trained_on: str = "cpu") -> dict:
     """Write a model trained by the recipe ``name`` (its ``.pt``) and its manifest: the configs, the
-    training time and history given, the metric measured now, what its samples show, the sha256."""
+    training time and history given, the device type it trained on, the metric measured now, what
+    its samples show, the sha256."""
     recipe = get_recipe(name)
     inputs = required_inputs(recipe, directory) if inputs is None else inputs
     model.eval()
@@ -155,6 +175,7 @@ def save_checkpoint(name: str, model: torch.nn.Module, history: History | None, 
         "command": recipe.command,
         "train_seconds": round(seconds, 1),
         "torch_threads": torch.get_num_threads(),
+        "trained_on": trained_on,
         "metric": recipe.metric,
         "value": measure(recipe, model, None, inputs),
         "check_n": CHECK_N,
@@ -263,6 +284,8 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="(re)train checkpoints with their full settings, in dependency order")
     train.add_argument("names", nargs="*", help="recipes to train (default: all)")
+    train.add_argument("--device", default="cpu",
+                       help="where to train: cpu (default) or cuda, for the recipes marked any_device")
     again = sub.add_parser("remeasure", help="re-measure shipped checkpoints and update their manifests")
     again.add_argument("names", nargs="*", help="checkpoints to re-measure (default: all)")
     sub.add_parser("list", help="list recipes and their manifest entries")
@@ -276,14 +299,21 @@ def main(argv: list[str] | None = None) -> None:
             needs = f" (requires {', '.join(recipes[name].requires)})" if recipes[name].requires else ""
             print(f"{name:28s} {status}{needs}")
         return
-    for name in training_order(args.names):
+    names = training_order(args.names)
+    if args.command == "train":
+        try:  # refuse before training anything: a device that is absent, a recipe that cannot use it
+            device = pick_device(args.device)
+            check_trains_on(names, device)
+        except (RuntimeError, ValueError) as err:
+            parser.error(str(err))
+    for name in names:
         if args.command == "remeasure":
             entry = remeasure(name)
             print(f"{name}: {entry['metric']} {entry['value']:.4f} "
                   f"(first {entry['check_n']}: {entry['check_value']:.4f})"
                   + (f"; samples {entry['samples']}" if "samples" in entry else ""))
         else:
-            train_and_save(name)
+            train_and_save(name, device=device)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from arflow.utils import model_device, to_device
+
 
 class History:
     """What a training run measured: named series of (step, value), and the seconds it took.
@@ -126,9 +128,10 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, object], obj
     """Train ``model`` for ``steps`` optimisation steps and return its :class:`History`.
 
     Args:
-        loss_fn: ``loss_fn(model, batch)`` (the batch as the loader yields it) returns a scalar
-            tensor, or a dict with the scalar ``"loss"`` and other outputs: the scalar ones are
-            logged every step under their names, all are given to callbacks as ``run.outputs``.
+        loss_fn: ``loss_fn(model, batch)`` (the batch as the loader yields it, its tensors moved
+            to the model's device) returns a scalar tensor, or a dict with the scalar ``"loss"``
+            and other outputs: the scalar ones are logged every step under their names, all are
+            given to callbacks as ``run.outputs``.
         eval_fn: ``eval_fn(model) -> float`` (a test metric), called every ``eval_every`` steps
             and at the end, in ``eval`` mode and without gradients.
         checkpoint_path: where the resumable state lives; if it exists the run resumes from it.
@@ -156,11 +159,12 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, object], obj
     call("on_start")  # a Checkpoint callback may resume here: run.step and run.history move on
     batches = _infinite(train_loader)
     run.began = time.perf_counter() - run.history.seconds
+    device = model_device(model)  # batches follow the model: a recipe trains on any device unchanged
     model.train()
     bar = tqdm(total=steps, initial=run.step, desc=desc, disable=not progress, leave=False)
     try:
         while run.step < steps:
-            loss, outputs = _split_loss(loss_fn(model, next(batches)))
+            loss, outputs = _split_loss(loss_fn(model, to_device(next(batches), device)))
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at step {run.step}; lower the learning rate")
             optimizer.zero_grad(set_to_none=True)

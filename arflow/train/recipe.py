@@ -12,6 +12,10 @@ as arguments; none reads a module global::
 
 ``inputs`` maps each required checkpoint's name to its loaded model; ``fast`` asks for a few
 steps on tiny data (CI).
+
+``any_device``: ``train`` and ``evaluate`` follow the device of the model they are given (batches
+are moved by :func:`arflow.train.loop.fit`; every tensor they make is made there), so
+``python -m arflow.train.checkpoints train NAME --device cuda`` may train it on a GPU.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class Recipe:
     # what the model's samples show (arflow.evaluate.judges): a flat dict of numbers, recorded in the
     # manifest under "samples" and drawn again by the tests
     judge: Callable[[torch.nn.Module, Inputs], dict] | None = None
+    any_device: bool = False  # see the module docstring
 
     @property
     def config(self) -> dict:

@@ -40,10 +40,9 @@ def train_pixelcnn(model: GatedPixelCNN, config: dict, inputs: dict, fast: bool)
     steps = 3 if fast else config["steps"]
     images, labels = mnist("train", source="embedded", limit=64 if fast else None)
     loader = make_loader(to_float(images), labels, batch_size=config["batch_size"], seed=0)
-    device = next(model.parameters()).device
 
     def loss_fn(net, batch):
-        x, y = batch[0].to(device), batch[1].to(device)
+        x, y = batch
         return net.nll(x, y if net.n_classes else None)
 
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
@@ -55,11 +54,13 @@ def train_pixelcnn(model: GatedPixelCNN, config: dict, inputs: dict, fast: bool)
 GATED_PIXELCNN = Recipe(name="gated_pixelcnn_mnist", build=build_pixelcnn, train=train_pixelcnn,
                         evaluate=lambda model, limit, inputs: pixelcnn_bits_per_dim(model, limit),
                         judge=lambda model, inputs: judge_pixelcnn(model, digit_classifier()),
-                        model_config={**PIXELCNN_MODEL, "n_classes": 0}, training_config=PIXELCNN_TRAINING)
+                        model_config={**PIXELCNN_MODEL, "n_classes": 0}, training_config=PIXELCNN_TRAINING,
+                        any_device=True)
 GATED_PIXELCNN_COND = Recipe(name="gated_pixelcnn_mnist_cond", build=build_pixelcnn, train=train_pixelcnn,
                              evaluate=lambda model, limit, inputs: pixelcnn_bits_per_dim(model, limit),
                              judge=lambda model, inputs: judge_pixelcnn(model, digit_classifier()),
-                             model_config={**PIXELCNN_MODEL, "n_classes": 10}, training_config=PIXELCNN_TRAINING)
+                             model_config={**PIXELCNN_MODEL, "n_classes": 10}, training_config=PIXELCNN_TRAINING,
+                             any_device=True)
 
 
 # ----------------------------------------------------------------------------- WaveNet
@@ -79,11 +80,10 @@ def train_wavenet(model: WaveNet, config: dict, inputs: dict, fast: bool) -> His
     torch.manual_seed(0)
     steps = 3 if fast else config["steps"]
     train = melody_dataset(20_000 if fast else config["train_samples"], seed=0)
-    device = next(model.parameters()).device
     skip = model.receptive_field - 1
     windows = RandomWindows(train, config["window"], config["batch_size"], seed=0)
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
-    return fit(model, lambda net, batch: net.nll(batch.to(device), skip_first=skip), windows, steps,
+    return fit(model, lambda net, batch: net.nll(batch, skip_first=skip), windows, steps,
                optimizer=optimizer, scheduler=cosine(optimizer, steps), clip_grad=1.0,
                eval_fn=lambda net: wavenet_bits_per_sample(net, 8 if fast else 16),
                eval_every=max(1, steps // 5), desc="wavenet")
@@ -93,6 +93,7 @@ WAVENET = Recipe(name="wavenet_signal", build=build_wavenet, train=train_wavenet
                  evaluate=lambda model, limit, inputs: wavenet_bits_per_sample(model, limit),
                  judge=lambda model, inputs: judge_wavenet_period(model),
                  model_config=WAVENET_MODEL, training_config=WAVENET_TRAINING, metric="test bits/sample",
-                 data="synthetic melody of arflow.data.signals (train seed 0, 60 s; test seed 1), mu-law 256 levels")
+                 data="synthetic melody of arflow.data.signals (train seed 0, 60 s; test seed 1), mu-law 256 levels",
+                 any_device=True)
 
 RECIPES = [GATED_PIXELCNN, GATED_PIXELCNN_COND, WAVENET]

@@ -53,11 +53,10 @@ TOYFLOW = Recipe(
 def train_mnist_flow(model, config: dict, inputs: dict, fast: bool) -> History:
     """Adam with a linear warm-up and a cosine learning rate; loss in bits/dim of dequantized digits."""
     images, _ = mnist("train", limit=256 if fast else None)
-    device = next(model.parameters()).device
     loader = make_loader(to_float(images), batch_size=config["batch_size"], seed=0)
     steps = 20 if fast else config["steps"]
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
-    return fit(model, lambda m, batch: m.nll_bits_per_dim(batch[0].to(device)).mean(), loader, steps,
+    return fit(model, lambda m, batch: m.nll_bits_per_dim(batch[0]).mean(), loader, steps,
                optimizer=optimizer, scheduler=cosine(optimizer, steps, warmup=min(config["warmup"], steps)),
                clip_grad=config.get("clip_grad"), eval_fn=lambda m: mnist_test_bits_per_dim(m, 64 if fast else 200),
                eval_every=max(steps // 8, 1), desc=type(model).__name__)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from arflow.utils import model_device
+
 
 class DigitClassifier(nn.Module):
     """Two conv + max-pool blocks and a two-layer head: (B, 1, 28, 28) floats in [0, 1] -> (B, 10) logits.
@@ -38,7 +40,7 @@ class DigitClassifier(nn.Module):
         """Class probabilities (B, 10) of images (B, 1, 28, 28), in eval mode, in batches."""
         was_training = self.training
         self.eval()
-        device = next(self.parameters()).device
+        device = model_device(self)
         probs = torch.cat([self(chunk.to(device).float()).softmax(-1).cpu() for chunk in x.split(batch_size)])
         self.train(was_training)
         return probs

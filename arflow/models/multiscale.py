@@ -24,6 +24,7 @@ from arflow.models.flow import FlowSequence, run_flow
 from arflow.models.gaussian import standard_normal_log_prob
 from arflow.models.split import Split, output_shape
 from arflow.models.variational_dequantize import VariationalDequantizer
+from arflow.utils import model_device
 
 FACTOR_OUT = "factor out"  # marks, in a flat list of layers, where half of the channels leave the flow
 
@@ -150,6 +151,6 @@ class MultiScaleFlow(nn.Module):
     def sample(self, n: int, temperature: float = 1.0,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """n images (n, C, H, W) in [0, 1]: z ~ N(0, T^2 I) pushed through the inverse flow."""
-        device = next(self.parameters()).device
+        device = model_device(self)
         z = temperature * torch.randn(n, self.n_dims, generator=generator).to(device)
         return self.decode(z).clamp(0, 1)

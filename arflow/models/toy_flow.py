@@ -12,6 +12,7 @@ from torch import nn
 from arflow.models.coupling import Coupling, CouplingMLP, vector_mask
 from arflow.models.flow import run_flow
 from arflow.models.gaussian import standard_normal_log_prob
+from arflow.utils import model_device
 
 
 class ToyFlow(nn.Module):
@@ -51,5 +52,5 @@ class ToyFlow(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        z = torch.randn(n, self.dim, generator=generator).to(next(self.parameters()).device)
+        z = torch.randn(n, self.dim, generator=generator).to(model_device(self))
         return self.inverse(z)[0]

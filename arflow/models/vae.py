@@ -23,6 +23,7 @@ from torch import nn
 
 from arflow.models.gated_pixelcnn import GatedPixelCNN
 from arflow.models.vqvae import check_images
+from arflow.utils import model_device
 
 DECODERS = ("factorized", "pixelcnn")
 
@@ -107,7 +108,7 @@ class VAE(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images from the model: z ~ N(0, I), x ~ p(x | z)."""
-        device = next(self.parameters()).device
+        device = model_device(self)
         return self.decode(torch.randn((n, self.latent_dim), generator=generator).to(device), generator)
 
     @torch.no_grad()

@@ -126,10 +126,9 @@ def check_trains_on(names: list[str], device: torch.device) -> None:
     (all can on the CPU; elsewhere only those marked ``any_device``)."""
     if device.type == "cpu":
         return
-    recipes = load_recipes()
     refused = [name for name in names if not get_recipe(name).any_device]
     if refused:
-        ready = sorted(name for name, recipe in recipes.items() if recipe.any_device)
+        ready = sorted(name for name, recipe in load_recipes().items() if recipe.any_device)
         raise ValueError(f"{refused} train on the CPU only (their recipes are not marked any_device); "
                          f"recipes that can train on {device.type}: {ready}")
 
